@@ -1,0 +1,69 @@
+"""Compact ``.npz`` storage of a dataset (used for the built-in datasets).
+
+All configurations are concatenated: per-config arrays have length ``n_configs``, per-atom
+arrays have length ``sum(n_atoms)``. Positions in Angstrom, energies in eV, forces in eV/Angstrom.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from ase import Atoms
+
+from .. import keys
+from .configset import ConfigSet
+from .errors import DataError
+
+_REQUIRED = ("config_id", "n_atoms", "numbers", "positions", "cell", "pbc")
+
+
+def save_packed(path: str | Path, configs: ConfigSet) -> None:
+    """Write ``configs`` to a compressed npz (DFT energies/forces, phase and source kept)."""
+    n = np.array([len(a) for a in configs], dtype=np.int32)
+    arrays = {
+        "config_id": np.array([a.info[keys.CONFIG_ID] for a in configs]),
+        "n_atoms": n,
+        "numbers": np.concatenate([a.numbers for a in configs]).astype(np.int16),
+        "positions": np.concatenate([a.positions for a in configs]),
+        "cell": np.stack([a.cell.array for a in configs]),
+        "pbc": np.stack([a.pbc for a in configs]),
+        "energy_dft": np.array([a.info.get(keys.ENERGY_DFT, np.nan) for a in configs]),
+        "phase": np.array([a.info.get(keys.PHASE, "unknown") for a in configs]),
+        "source": np.array([a.info.get(keys.SOURCE, "") for a in configs]),
+    }
+    if all(keys.FORCES_DFT in a.arrays for a in configs):
+        arrays["forces_dft"] = np.concatenate([a.arrays[keys.FORCES_DFT] for a in configs])
+    np.savez_compressed(path, **arrays)
+
+
+def load_packed(path: str | Path, name: str) -> ConfigSet:
+    """Read a file written by :func:`save_packed`."""
+    try:
+        with np.load(path, allow_pickle=False) as npz:  # NpzFile decompresses on every access
+            data = {k: npz[k] for k in npz.files}
+    except (OSError, ValueError) as e:
+        raise DataError(f"{path}: not a readable eiplab npz dataset ({e})") from e
+    missing = [k for k in _REQUIRED if k not in data]
+    if missing:
+        raise DataError(f"{path}: missing arrays {missing}; re-create it with save_packed()")
+    n = data["n_atoms"]
+    ends = np.cumsum(n)
+    starts = ends - n
+    numbers, positions = data["numbers"], data["positions"]
+    forces = data.get("forces_dft")
+    configs = []
+    for i in range(len(n)):
+        sl = slice(starts[i], ends[i])
+        a = Atoms(numbers=numbers[sl], positions=positions[sl], cell=data["cell"][i], pbc=data["pbc"][i])
+        a.info[keys.CONFIG_ID] = str(data["config_id"][i])
+        e = float(data["energy_dft"][i])
+        if np.isfinite(e):
+            a.info[keys.ENERGY_DFT] = e
+        a.info[keys.PHASE] = str(data["phase"][i])
+        a.info[keys.SOURCE] = str(data["source"][i])
+        a.info[keys.ENERGY_EIP] = {}
+        if forces is not None:
+            a.arrays[keys.FORCES_DFT] = forces[sl].copy()
+        configs.append(a)
+    return ConfigSet(configs, name=name)

@@ -1,0 +1,27 @@
+"""The one registry of keys used on ``ase.Atoms`` objects and in tables.
+
+Every key eiplab reads or writes is a constant here, with its shape and unit.
+Nothing else in the package spells these strings.
+"""
+
+# --- Atoms.info (per configuration) ---------------------------------------------------------
+CONFIG_ID = "config_id"  # str; stable id, survives reordering (split files and caches use it)
+ENERGY_DFT = "energy_dft"  # float, eV; total DFT energy (missing when unlabelled)
+ENERGY_EIP = "energy_eip"  # dict[str, float], eV; total energy per EIP model id (NaN = failed)
+PHASE = "phase"  # str; e.g. "bulk", "liquid", "cluster", "random-crystal"
+SOURCE = "source"  # str; where the configuration came from (dataset/file)
+
+# --- Atoms.arrays (per atom) ----------------------------------------------------------------
+FORCES_DFT = "forces_dft"  # float [n_atoms, 3], eV/Angstrom
+
+# --- split labels (split CSV files: ``config_id,split``) ------------------------------------
+POOL = "pool"  # DFT hidden from training (used unlabelled)
+TRAIN = "train"
+VAL = "val"
+TEST = "test"
+SPLITS = (POOL, TRAIN, VAL, TEST)
+
+# --- table columns ---------------------------------------------------------------------------
+N_ATOMS = "n_atoms"
+MAE_CONFIG = "mae_config"  # eV: mean |E_pred - E_dft|
+MAE_ATOM = "mae_atom"  # eV/atom: mean |E_pred - E_dft| / N

@@ -1,0 +1,52 @@
+"""Run profiles: how much of a dataset and how many epochs a notebook or command uses.
+
+- ``quick``: tiny, for tests and CI (a few hundred configs, a couple of epochs).
+- ``demo``: the README's main job on 2 CPU cores (about 15 minutes for all notebooks).
+- ``cpu``: a few hours on 2 cores; shortens the paper's settings (fewer epochs; see ``epochs``).
+- ``paper``: the paper's A.4 settings (100 epochs, batch 32, full data).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Settings shared by notebooks and commands.
+
+    Attributes:
+        name: profile name.
+        limit: number of configs drawn from the dataset (None = all).
+        seeds: split seeds (one split per seed).
+        epochs: training epochs.
+        n_jobs: worker processes for EIP labelling and features.
+        models: neural networks trained by the strategies notebook.
+    """
+
+    name: str
+    limit: int | None
+    seeds: tuple[int, ...]
+    epochs: int
+    n_jobs: int
+    models: tuple[str, ...]
+
+
+PROFILES = {
+    "quick": Profile("quick", limit=240, seeds=(0, 1, 2), epochs=2, n_jobs=1, models=("schnet", "soapnet")),
+    "demo": Profile("demo", limit=None, seeds=(0, 1, 2), epochs=10, n_jobs=2, models=("schnet", "soapnet")),
+    "cpu": Profile("cpu", limit=None, seeds=(0, 1, 2), epochs=40, n_jobs=2, models=("schnet", "soapnet", "cgcnn", "gemnet")),
+    "paper": Profile("paper", limit=None, seeds=(0, 1, 2), epochs=100, n_jobs=2, models=("soapnet", "schnet", "cgcnn", "gemnet")),
+}
+
+
+def get_profile(name: str) -> Profile:
+    """The profile called ``name``; a clear error lists the valid names."""
+    if name not in PROFILES:
+        raise ValueError(f"unknown profile {name!r}; choose one of {sorted(PROFILES)}")
+    return PROFILES[name]
+
+
+def profile_dict(name: str) -> dict:
+    """The profile as a plain dict (for run records)."""
+    return asdict(get_profile(name))

@@ -1,0 +1,71 @@
+"""Run the notebooks headless with papermill (the README's main job).
+
+Every notebook in ``notebooks/`` (found by glob, in name order) is executed with the parameters
+``dataset``, ``profile``, ``out_dir`` and ``device``; executed copies go to ``<out>/`` and each
+notebook writes its tables (CSV + HTML) and static figures under ``<out>/<notebook stem>/``.
+A notebook whose executed copy is newer than the source and the package is skipped on a
+re-run (resumable); ``force=True`` re-runs everything.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from .profiles import get_profile
+
+
+def notebooks_dir() -> Path:
+    """The repository's notebooks folder (eiplab is installed editable from the repository)."""
+    return Path(__file__).resolve().parent.parent / "notebooks"
+
+
+def find_notebooks(folder: Path | None = None, pattern: str = "[0-9][0-9]_*.ipynb") -> list[Path]:
+    """Notebooks to run, in name order."""
+    folder = folder or notebooks_dir()
+    found = sorted(folder.glob(pattern))
+    if not found:
+        raise FileNotFoundError(f"no notebooks matching {pattern!r} in {folder}")
+    return found
+
+
+def _newest_source_mtime() -> float:
+    pkg = Path(__file__).resolve().parent
+    return max(p.stat().st_mtime for p in pkg.rglob("*.py"))
+
+
+def run_notebooks(
+    dataset: str,
+    profile: str,
+    out: str | Path = "results",
+    device: str = "auto",
+    only: list[str] | None = None,
+    force: bool = False,
+    kernel_name: str = "python3",
+    log=print,
+) -> list[Path]:
+    """Execute the notebooks headless; return the executed notebook paths."""
+    import papermill as pm
+
+    get_profile(profile)  # fail early on a bad name
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    done = []
+    pkg_mtime = _newest_source_mtime()
+    for nb in find_notebooks():
+        if only and not any(key in nb.stem for key in only):
+            continue
+        target = out / f"{nb.stem}-{dataset}-{profile}.ipynb"
+        stamp = target.with_suffix(".done")
+        if not force and stamp.exists() and stamp.stat().st_mtime > max(nb.stat().st_mtime, pkg_mtime):
+            log(f"[reproduce] {nb.name}: up to date ({target}), skipped")
+            done.append(target)
+            continue
+        params = {"dataset": dataset, "profile": profile, "out_dir": str(out / f"{nb.stem}-{dataset}-{profile}"), "device": device}
+        log(f"[reproduce] {nb.name} -> {target} with {params}")
+        t0 = time.perf_counter()
+        pm.execute_notebook(str(nb), str(target), parameters=params, kernel_name=kernel_name, cwd=str(nb.parent), progress_bar=False)
+        stamp.write_text(f"{time.perf_counter() - t0:.1f} s\n")
+        log(f"[reproduce] {nb.name}: done in {time.perf_counter() - t0:.0f} s")
+        done.append(target)
+    return done
