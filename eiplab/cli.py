@@ -13,6 +13,39 @@ def _cmd_reproduce(args) -> int:
     return 0
 
 
+def _cmd_grid(args) -> int:
+    import torch
+
+    from .analysis import results as res
+    from .analysis.tables import save_table
+    from .data import load_dataset, paper_splits
+    from .eips import models_for_dataset
+    from .profiles import get_profile
+    from .strategies import grid_from_profile, run_grid, specs_for
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    prof = get_profile(args.profile)
+    configs = load_dataset(args.dataset, limit=prof.limit)
+    seeds = tuple(args.seeds) if args.seeds else prof.seeds
+    splits = paper_splits(configs, seeds=seeds)
+    eips = args.eips or [m.model_id for m in models_for_dataset(configs)]
+    grid = grid_from_profile(args.profile, configs, models=args.models, device=args.device, progress=args.progress)
+    specs = specs_for(list(grid.model_configs), seeds, args.strategies, tukey_ablation=args.ablations,
+                      subsets=("best", "worst", "best+worst") if args.ablations else ())
+    print(f"[grid] {len(specs)} runs on {configs.name} ({len(configs)} configs), profile {args.profile}, runs in {args.grid_dir}")
+    run_grid(configs, splits, seeds, eips, specs, grid, args.grid_dir, n_jobs=prof.n_jobs)
+    results = res.collect_results(args.grid_dir)
+    results = results[results["model"].isin(list(grid.model_configs))]
+    save_table(results.drop(columns=["alpha_table", "eips"], errors="ignore"), args.tables, "runs")
+    save_table(res.table3(results), args.tables, "table3")
+    if args.ablations:
+        save_table(res.table4(results), args.tables, "table4")
+        save_table(res.table7(results), args.tables, "table7")
+    print(res.table3(results).to_string())
+    return 0
+
+
 def _cmd_datasets(args) -> int:
     from .data import BUILTIN, load_dataset
 
@@ -24,11 +57,13 @@ def _cmd_datasets(args) -> int:
 
 def _cmd_label(args) -> int:
     from .data import load_dataset
-    from .eips import label_dataset, models_for
+    from .eips import failures_table, models_for_dataset
+    from .strategies.experiment import label_with_eips
 
     configs = load_dataset(args.dataset, limit=args.limit)
-    models = args.models or [m.model_id for m in models_for(args.system)]
-    table = label_dataset(configs, models, cache_dir=args.cache, n_jobs=args.jobs)
+    models = args.models or [m.model_id for m in models_for_dataset(configs)]
+    table = label_with_eips(configs, models, n_jobs=args.jobs, cache=args.cache)
+    print(failures_table(table).to_string())
     print(table.describe().T.to_string())
     return 0
 
@@ -57,6 +92,21 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--force", action="store_true", help="re-run notebooks that are up to date")
     r.set_defaults(func=_cmd_reproduce)
 
+    g = sub.add_parser("grid", help="run the strategy grid (Tables 3/4/7) headless, resumable; write tables")
+    g.add_argument("--profile", default="cpu", help="quick | demo | cpu | paper")
+    g.add_argument("--dataset", default="si-pyxtal")
+    g.add_argument("--models", nargs="*", help="default: the profile's models")
+    g.add_argument("--strategies", nargs="*", default=["baseline", "la", "mp", "mp+la"])
+    g.add_argument("--ablations", action="store_true", help="also Table 4 (Tukey) and Table 7 (EIP subsets)")
+    g.add_argument("--seeds", nargs="*", type=int, help="split seeds (default: the profile's)")
+    g.add_argument("--eips", nargs="*", help="KIM model ids (default: Table 2 EIPs of the dataset)")
+    g.add_argument("--grid-dir", default=".cache/grid", help="where runs and checkpoints are stored")
+    g.add_argument("--tables", default="results/grid", help="where the CSV/HTML tables go")
+    g.add_argument("--device", default="auto")
+    g.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    g.add_argument("--progress", action="store_true", help="show per-epoch progress bars")
+    g.set_defaults(func=_cmd_grid)
+
     d = sub.add_parser("datasets", help="list the built-in datasets")
     d.set_defaults(func=_cmd_datasets)
 
@@ -66,7 +116,6 @@ def build_parser() -> argparse.ArgumentParser:
 
     lab = sub.add_parser("label", help="compute (and cache) EIP energies for a dataset")
     lab.add_argument("--dataset", default="si-pyxtal")
-    lab.add_argument("--system", default="Si")
     lab.add_argument("--models", nargs="*")
     lab.add_argument("--limit", type=int)
     lab.add_argument("--jobs", type=int, default=2)

@@ -22,6 +22,7 @@ class Profile:
         epochs: training epochs.
         n_jobs: worker processes for EIP labelling and features.
         models: neural networks trained by the strategies notebook.
+        alphas: label-augmentation alpha grid (chosen on validation MAE).
     """
 
     name: str
@@ -30,12 +31,13 @@ class Profile:
     epochs: int
     n_jobs: int
     models: tuple[str, ...]
+    alphas: tuple[float, ...] = (0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0)
 
 
 PROFILES = {
-    "quick": Profile("quick", limit=240, seeds=(0, 1, 2), epochs=2, n_jobs=1, models=("schnet", "soapnet")),
-    "demo": Profile("demo", limit=None, seeds=(0, 1, 2), epochs=10, n_jobs=2, models=("schnet", "soapnet")),
-    "cpu": Profile("cpu", limit=None, seeds=(0, 1, 2), epochs=40, n_jobs=2, models=("schnet", "soapnet", "cgcnn", "gemnet")),
+    "quick": Profile("quick", limit=240, seeds=(0, 1, 2), epochs=2, n_jobs=1, models=("schnet", "soapnet"), alphas=(1.0,)),
+    "demo": Profile("demo", limit=1500, seeds=(0, 1, 2), epochs=10, n_jobs=2, models=("soapnet", "schnet"), alphas=(0.1, 1.0)),
+    "cpu": Profile("cpu", limit=None, seeds=(0, 1, 2), epochs=30, n_jobs=2, models=("soapnet", "schnet"), alphas=(0.1, 1.0, 10.0)),
     "paper": Profile("paper", limit=None, seeds=(0, 1, 2), epochs=100, n_jobs=2, models=("soapnet", "schnet", "cgcnn", "gemnet")),
 }
 

@@ -1,0 +1,138 @@
+"""Benchmark: EIP labelling speed (eiplab vs a plain loop over ASE's KIM calculator).
+
+Prints, for random Si cells of 1-16 atoms (si-pyxtal-like, deterministic) x 3 Si KIM models:
+  1. eiplab single process (label_dataset, fresh cache) vs a loop over ase.calculators.kim.KIM
+     on the same configs -- ratio, target >= 2x;
+  2. eiplab n_jobs=2 vs n_jobs=1 on a larger set (process start-up would dominate 500 configs)
+     -- ratio, target >= 1.7x on 2 cores.
+Times are the best of a few repeats (the machine is shared). No assertions.
+
+Usage: python benchmarks/bench_labelling.py [--n 500] [--n-parallel 4000] [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import tempfile
+import time
+
+import numpy as np
+from ase import Atoms
+
+from eiplab import keys
+from eiplab.eips import label_dataset, labelling, list_installed
+
+MODELS = [
+    "SW_BalamaneHaliciogluTiller_1992_Si__MO_113686039439_004",
+    "Tersoff_LAMMPS_Tersoff_1988T2_Si__MO_245095684871_003",
+    "EDIP_JustoBazantKaxiras_1998_Si__MO_958932894036_002",
+]
+
+
+def random_si(n_configs: int, seed: int = 0) -> list[Atoms]:
+    """Random Si crystals of 1-16 atoms, 14-24 A^3/atom, no pair closer than 2.0 A."""
+    rng = np.random.default_rng(seed)
+    out = []
+    while len(out) < n_configs:
+        n = int(rng.integers(1, 17))
+        length = (n * rng.uniform(14, 24)) ** (1 / 3)
+        cell = np.diag(rng.uniform(0.8, 1.2, 3) * length) + rng.normal(0, 0.1 * length, (3, 3))
+        if abs(np.linalg.det(cell)) < 0.5 * length**3 or np.linalg.norm(cell, axis=1).min() < 2.2:
+            continue
+        frac: list[np.ndarray] = []
+        for _ in range(100 * n):
+            trial = rng.random(3)
+            if frac:
+                delta = np.array(frac) - trial
+                delta -= np.round(delta)
+                if np.linalg.norm(delta @ cell, axis=1).min() < 2.0:
+                    continue
+            frac.append(trial)
+            if len(frac) == n:
+                break
+        if len(frac) < n:
+            continue
+        atoms = Atoms("Si" * n, scaled_positions=np.array(frac), cell=cell, pbc=True)
+        atoms.info[keys.CONFIG_ID] = f"si-{len(out):05d}"
+        out.append(atoms)
+    return out
+
+
+def ase_loop(configs: list[Atoms], models: list[str]) -> np.ndarray:
+    from ase.calculators.kim import KIM
+
+    out = np.empty((len(configs), len(models)))
+    for m, model in enumerate(models):
+        calc = KIM(model)
+        for k, atoms in enumerate(configs):
+            atoms.calc = calc
+            out[k, m] = atoms.get_potential_energy()
+            atoms.calc = None
+    return out
+
+
+def eiplab_run(configs: list[Atoms], models: list[str], n_jobs: int, cache: str) -> np.ndarray:
+    table = label_dataset(configs, models, cache_dir=cache, n_jobs=n_jobs, progress=False)
+    return table.to_numpy()
+
+
+def best_of(repeat: int, f, *args, fresh_cache: bool = False) -> tuple[float, np.ndarray]:
+    """Best wall time of ``repeat`` calls; ``fresh_cache`` appends a new empty cache folder
+    (made outside the timing) to the arguments of each call."""
+    times, result = [], None
+    for _ in range(repeat):
+        extra = (tempfile.mkdtemp(prefix="cache-", dir=os.getcwd()),) if fresh_cache else ()
+        t = time.perf_counter()
+        result = f(*args, *extra)
+        times.append(time.perf_counter() - t)
+    return min(times), result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=500, help="configs for eiplab vs ASE")
+    parser.add_argument("--n-parallel", type=int, default=4000, help="configs for n_jobs=2 vs 1")
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    missing = [m for m in MODELS if m not in list_installed()]
+    if missing:
+        raise SystemExit(f"KIM models not installed: {missing}")
+    with tempfile.TemporaryDirectory(prefix="bench-labelling-") as work:
+        os.chdir(work)  # kim.log and the caches go here
+        run(args)
+        labelling._MODELS.clear()  # free the KIM models while kim.log's folder exists
+        gc.collect()
+
+
+def run(args: argparse.Namespace) -> None:
+    """The two comparisons (in the current folder)."""
+    configs = random_si(args.n)
+    atoms_total = sum(len(a) for a in configs)
+    print(f"{len(configs)} Si configs ({atoms_total} atoms, 1-16 per cell) x {len(MODELS)} models")
+    label_dataset(configs[:5], MODELS, cache_dir="warm-up", progress=False)
+    t_ase, e_ase = best_of(args.repeat, ase_loop, configs, MODELS)
+    t_one, e_one = best_of(args.repeat, eiplab_run, configs, MODELS, 1, fresh_cache=True)
+    diff = np.nanmax(np.abs(e_one - e_ase))
+    per = 1e6 / (len(configs) * len(MODELS))
+    print(f"ASE KIM calculator loop : {t_ase:7.3f} s  ({t_ase * per:6.0f} us/config/model)")
+    print(f"eiplab n_jobs=1         : {t_one:7.3f} s  ({t_one * per:6.0f} us/config/model)")
+    print(
+        f"ratio ASE / eiplab      : {t_ase / t_one:5.2f}x  (target >= 2x); max |dE| = {diff:.1e} eV"
+    )
+
+    big = random_si(args.n_parallel, seed=1)
+    t1, e1 = best_of(args.repeat, eiplab_run, big, MODELS, 1, fresh_cache=True)
+    t2, e2 = best_of(args.repeat, eiplab_run, big, MODELS, 2, fresh_cache=True)
+    same = np.allclose(e1, e2, equal_nan=True)
+    print(f"{len(big)} configs x {len(MODELS)} models (same energies: {same}):")
+    print(f"eiplab n_jobs=1         : {t1:7.3f} s")
+    print(f"eiplab n_jobs=2         : {t2:7.3f} s")
+    print(
+        f"ratio n_jobs 1 / 2      : {t1 / t2:5.2f}x  (target >= 1.7x on 2 cores; {os.cpu_count()} cpus)"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,109 @@
+"""Tables 3, 4 and 7 from grid results (one row per run: model, tag, seed, test metrics)."""
+
+from __future__ import annotations
+
+import pandas as pd
+import plotly.express as px
+
+from .. import keys
+from .tables import mean_std_table
+
+TEST_CONFIG = "test_" + keys.MAE_CONFIG  # eV
+TEST_ATOM = "test_" + keys.MAE_ATOM  # eV/atom
+STRATEGY_ORDER = ("baseline", "la", "mp", "mp+la")
+
+
+def table3(results: pd.DataFrame, decimals: int = 4) -> pd.DataFrame:
+    """Table 3: rows (model, strategy), columns Config (eV) and Atom (eV/atom) as mean (std) over splits."""
+    df = results[results["tag"].isin(STRATEGY_ORDER)].copy()
+    df["order"] = df["tag"].map(STRATEGY_ORDER.index)
+    df = df.sort_values(["model", "order", "seed"])
+    table = mean_std_table(df, ["model", "tag"], [TEST_CONFIG, TEST_ATOM], decimals)
+    table.columns = ["Config (eV)", "Atom (eV/atom)"]
+    table.index.names = ["model", "strategy"]
+    return table
+
+
+def improvement_table(results: pd.DataFrame) -> pd.DataFrame:
+    """Per model and strategy: mean test MAEs and the relative change against the baseline (%)."""
+    df = results[results["tag"].isin(STRATEGY_ORDER)]
+    mean = df.groupby(["model", "tag"])[[TEST_CONFIG, TEST_ATOM]].mean()
+    rows = []
+    for (model, tag), row in mean.iterrows():
+        if (model, "baseline") not in mean.index:
+            continue
+        base = mean.loc[(model, "baseline")]
+        rows.append({
+            "model": model, "strategy": tag,
+            TEST_CONFIG: row[TEST_CONFIG], TEST_ATOM: row[TEST_ATOM],
+            "change_config_%": 100 * (row[TEST_CONFIG] / base[TEST_CONFIG] - 1),
+            "change_atom_%": 100 * (row[TEST_ATOM] / base[TEST_ATOM] - 1),
+        })
+    return pd.DataFrame(rows).set_index(["model", "strategy"])
+
+
+def table4(results: pd.DataFrame, decimals: int = 4) -> pd.DataFrame:
+    """Table 4: config-level MAE with and without the Tukey loss (LA), per model."""
+    df = results[results["tag"].isin(["la", "la-notukey"])].copy()
+    df["Tukey"] = df["tag"].map({"la": "w/ Tukey", "la-notukey": "w/o Tukey"})
+    table = mean_std_table(df, ["Tukey", "model"], [TEST_CONFIG], decimals)[TEST_CONFIG].unstack("model")
+    return table.reindex(["w/o Tukey", "w/ Tukey"])
+
+
+def table7(results: pd.DataFrame, decimals: int = 4) -> pd.DataFrame:
+    """Table 7: LA and MP with EIP subsets (all, best, worst, best+worst) against the baseline."""
+    df = results.copy()
+    df["subset"] = df["subset"].fillna("all")
+    df = df[(df["tag"] == "baseline") | df["strategy"].isin(["la", "mp"]) & df["tukey"].fillna(True).astype(bool)]
+    df["row"] = [("Baseline", "-") if t == "baseline" else ("+" + s.upper(), sub) for t, s, sub in zip(df["tag"], df["strategy"], df["subset"], strict=True)]
+    df["strategy_row"] = [r[0] for r in df["row"]]
+    df["EIPs"] = [r[1] for r in df["row"]]
+    table = mean_std_table(df, ["strategy_row", "EIPs", "model"], [TEST_CONFIG, TEST_ATOM], decimals)
+    table.columns = ["Config (eV)", "Atom (eV/atom)"]
+    return table.unstack("model")
+
+
+def improvement_figure(results: pd.DataFrame):
+    """Bar chart: relative change of the test config-level MAE against the baseline (%)."""
+    imp = improvement_table(results).reset_index()
+    imp = imp[imp["strategy"] != "baseline"]
+    return px.bar(imp, x="model", y="change_config_%", color="strategy", barmode="group",
+                  labels={"change_config_%": "test config MAE vs baseline (%)"},
+                  title="Change of the test MAE against the baseline (negative = better)")
+
+
+def learning_curve_figure(history: list[dict], title: str = "learning curve"):
+    """Training loss and validation MAE per epoch (plotly, log-scale y)."""
+    df = pd.DataFrame(history)
+    cols = [c for c in ("train_loss", "val_" + keys.MAE_CONFIG, "val_" + keys.MAE_ATOM) if c in df]
+    long = df.melt(id_vars="epoch", value_vars=cols, var_name="quantity", value_name="value")
+    fig = px.line(long, x="epoch", y="value", color="quantity", log_y=True, markers=True, title=title)
+    return fig
+
+
+def load_history(grid_dir, model: str, tag: str, seed: int) -> list[dict]:
+    """Per-epoch history of a finished run (for LA runs: the chosen alpha's run)."""
+    import json
+    from pathlib import Path
+
+    folder = Path(grid_dir) / "runs" / model / tag / f"seed{seed}"
+    result = folder / "result.json"
+    if result.exists() and "alpha" in (res := json.loads(result.read_text())):
+        folder = folder / f"alpha_{res['alpha']:g}"
+    record = folder / "run.json"
+    if not record.exists():
+        raise FileNotFoundError(f"no run record {record}: has {model} {tag} seed {seed} run?")
+    return json.loads(record.read_text())["history"]
+
+
+def classifier_summary(grid_dir) -> pd.DataFrame:
+    """LA classifiers: validation accuracy, selected / pool configs per model, subset and split."""
+    import json
+    from pathlib import Path
+
+    rows = []
+    for f in sorted(Path(grid_dir).glob("la/*/*/seed*/classifier.json")):
+        d = json.loads(f.read_text())
+        rows.append({"model": f.parts[-4], "subset": f.parts[-3], "seed": int(f.parts[-2][4:]),
+                     "val_accuracy": d["val_accuracy"], "n_selected": d["n_selected"], "n_pool": d["n_pool"]})
+    return pd.DataFrame(rows)

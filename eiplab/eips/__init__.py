@@ -1,0 +1,74 @@
+"""Empirical interatomic potentials (EIPs): registry, KIM evaluation, cached labelling,
+energy alignment and the EIP-vs-DFT benchmark (the paper's Table 2).
+
+Data flow: configs (``ase.Atoms``) -> :func:`label_dataset` (energies in
+``info[keys.ENERGY_EIP]``) -> :class:`SpeciesAligner` (offsets fitted on training configs) ->
+:func:`eip_benchmark` / :func:`table2`.
+"""
+
+from .alignment import SpeciesAligner, SpeciesReference, fit_offsets
+from .benchmark import eip_benchmark, parity_figure, summarize, table2
+from .cache import LabelCache, config_hash
+from .calculator import CalculatorModel
+from .energies import dft_energies, eip_energies, species_counts
+from .errors import (
+    AlignmentError,
+    EIPError,
+    KIMError,
+    ModelNotFoundError,
+    SimulatorModelError,
+    SpeciesNotSupportedError,
+)
+from .evaluate import Evaluation, evaluate, evaluate_detailed, load_model
+from .kim import KIMModel
+from .labelling import failures_table, label_dataset
+from .registry import (
+    TMOD_ID,
+    EIPSpec,
+    list_installed,
+    models_for,
+    register_calculator,
+    resolve,
+    spec_for,
+    system_names,
+)
+from .systems import models_for_dataset, system_for_species
+
+__all__ = [
+    "TMOD_ID",
+    "AlignmentError",
+    "CalculatorModel",
+    "EIPError",
+    "EIPSpec",
+    "Evaluation",
+    "KIMError",
+    "KIMModel",
+    "LabelCache",
+    "ModelNotFoundError",
+    "SimulatorModelError",
+    "SpeciesAligner",
+    "SpeciesNotSupportedError",
+    "SpeciesReference",
+    "config_hash",
+    "dft_energies",
+    "eip_benchmark",
+    "eip_energies",
+    "evaluate",
+    "evaluate_detailed",
+    "failures_table",
+    "fit_offsets",
+    "label_dataset",
+    "list_installed",
+    "load_model",
+    "models_for",
+    "models_for_dataset",
+    "parity_figure",
+    "register_calculator",
+    "resolve",
+    "spec_for",
+    "species_counts",
+    "summarize",
+    "system_for_species",
+    "system_names",
+    "table2",
+]

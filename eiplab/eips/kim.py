@@ -1,0 +1,268 @@
+"""The one KIM boundary: a KIM portable model driven directly through kimpy.
+
+kimpy is imported lazily (importing :mod:`eiplab.eips` never needs it). Every kimpy call that
+can fail goes through :func:`_checked`, which raises :class:`KIMError` naming the model id,
+``from`` the original exception. Units are requested once: Angstrom, eV, e, K, ps. The rest
+of eiplab sees numpy arrays and floats in eV.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import numpy as np
+from ase import Atoms
+from ase.data import atomic_numbers, chemical_symbols
+
+from .errors import KIMError, SpeciesNotSupportedError
+from .neighbours import KIMParticles, kim_particles
+from .registry import resolve
+
+T = TypeVar("T")
+_EMPTY = np.zeros(0, dtype=np.intc)
+
+
+@functools.cache
+def kimpy_module() -> Any:
+    """The kimpy module (imported on first use).
+
+    Raises:
+        ImportError: kimpy (or the KIM API it binds) is not installed.
+    """
+    try:
+        import kimpy
+    except ImportError as e:
+        raise ImportError(
+            "kimpy is not importable: install the KIM API (Debian libkim-api-dev) and "
+            "`pip install kimpy` (see scripts/setup.sh)"
+        ) from e
+    return kimpy
+
+
+def _checked(model_id: str, what: str, f: Callable[..., T], *args: Any) -> T:
+    """Call a kimpy function; turn its RuntimeError into a KIMError naming the model."""
+    try:
+        return f(*args)
+    except RuntimeError as e:
+        raise KIMError(f"KIM model {model_id}: {what} failed: {e}") from e
+
+
+def _get_neighbours(
+    data: dict, cutoffs: np.ndarray, list_index: int, particle: int
+) -> tuple[np.ndarray, int]:
+    """kimpy GetNeighborList callback: a view into the current CSR list (error code 1 if none).
+
+    The returned int32 array must outlive the call: it is a view of the particles' lists,
+    which the model keeps alive until the next configuration.
+    """
+    p: KIMParticles = data["particles"]
+    if 0 <= particle < p.n_contributing:
+        lists = p.lists
+    elif p.n_contributing <= particle < p.n_listed:
+        lists = p.all_lists()
+    else:
+        return _EMPTY, 1
+    if list_index >= len(lists):
+        return _EMPTY, 1
+    neighbours, ptr = lists[list_index]
+    return neighbours[ptr[particle] : ptr[particle + 1]], 0
+
+
+class KIMModel:
+    """A KIM portable model, created once and evaluated on many configurations.
+
+    Args:
+        model_id: KIM ID; a different installed version is accepted (see
+            :func:`eiplab.eips.resolve`).
+
+    Attributes:
+        model_id: the installed KIM ID actually loaded.
+        species: element symbols the model supports, sorted.
+        influence_distance: Angstrom.
+        cutoffs: [n_lists] Angstrom, the neighbour-list cutoffs.
+        padding_needs_neighbours: whether the model asks for neighbours of padding atoms.
+
+    Raises:
+        ModelNotFoundError, SimulatorModelError: from :func:`resolve`.
+        KIMError: the KIM API could not create the model (``ModelCreate failed``) or the model
+            needs compute arguments/callbacks eiplab does not provide.
+    """
+
+    def __init__(self, model_id: str) -> None:
+        kimpy = kimpy_module()
+        self.model_id = resolve(model_id)
+        mid = self.model_id
+        try:
+            accepted, self._model = kimpy.model.create(
+                kimpy.numbering.zeroBased,
+                kimpy.length_unit.A,
+                kimpy.energy_unit.eV,
+                kimpy.charge_unit.e,
+                kimpy.temperature_unit.K,
+                kimpy.time_unit.ps,
+                mid,
+            )
+        except RuntimeError as e:
+            raise KIMError(
+                f"KIM model {mid}: ModelCreate failed ({e}). The model or its driver could not "
+                "be loaded; see kim.log in the working directory for the KIM API's reason"
+            ) from e
+        if not accepted:
+            raise KIMError(f"KIM model {mid} does not accept the units A, eV, e, K, ps")
+
+        self.influence_distance = float(
+            _checked(mid, "get_influence_distance", self._model.get_influence_distance)
+        )
+        cutoffs, hints = _checked(
+            mid,
+            "get_neighbor_list_cutoffs_and_hints",
+            self._model.get_neighbor_list_cutoffs_and_hints,
+        )
+        self.cutoffs = np.asarray(cutoffs, dtype=np.float64)
+        self.padding_needs_neighbours = not bool(np.all(hints))
+
+        self._codes = np.full(len(chemical_symbols), -1, dtype=np.intc)
+        for symbol in chemical_symbols[1:]:
+            name = getattr(kimpy.species_name, symbol, None)
+            if name is None:
+                continue
+            supported, code = _checked(
+                mid, "get_species_support_and_code", self._model.get_species_support_and_code, name
+            )
+            if supported:
+                self._codes[atomic_numbers[symbol]] = code
+        self.species = sorted(chemical_symbols[z] for z in np.flatnonzero(self._codes >= 0))
+
+        self._args = _checked(mid, "compute_arguments_create", self._model.compute_arguments_create)
+        self._forces_required = self._check_arguments(kimpy)
+        self._neigh: dict[str, Any] = {"particles": None}
+        _checked(
+            mid,
+            "set_callback(GetNeighborList)",
+            self._args.set_callback,
+            kimpy.compute_callback_name.GetNeighborList,
+            _get_neighbours,
+            self._neigh,
+        )
+        self._energy = np.zeros(1, dtype=np.float64)
+        self._names = kimpy.compute_argument_name
+        self._buffers: tuple[np.ndarray, ...] = ()
+
+    def _check_arguments(self, kimpy: Any) -> bool:
+        """Refuse models needing arguments we do not provide; return whether forces are required."""
+        can_provide = {"partialEnergy", "partialForces"}
+        required = kimpy.support_status.required
+        not_supported = kimpy.support_status.notSupported
+        forces_required = False
+        for k in range(kimpy.compute_argument_name.get_number_of_compute_argument_names()):
+            name = kimpy.compute_argument_name.get_compute_argument_name(k)
+            status = _checked(
+                self.model_id,
+                "get_argument_support_status",
+                self._args.get_argument_support_status,
+                name,
+            )
+            if str(name) == "partialEnergy" and status == not_supported:
+                raise KIMError(f"KIM model {self.model_id} cannot compute energies")
+            if str(name) == "partialForces" and status == required:
+                forces_required = True
+            elif status == required and str(name) not in can_provide:
+                raise KIMError(f"KIM model {self.model_id} requires compute argument {name}")
+        for k in range(kimpy.compute_callback_name.get_number_of_compute_callback_names()):
+            name = kimpy.compute_callback_name.get_compute_callback_name(k)
+            status = _checked(
+                self.model_id,
+                "get_callback_support_status",
+                self._args.get_callback_support_status,
+                name,
+            )
+            if status == required and str(name) != "GetNeighborList":
+                raise KIMError(f"KIM model {self.model_id} requires callback {name}")
+        return forces_required
+
+    def supports(self, numbers: np.ndarray) -> bool:
+        """Whether every atomic number in ``numbers`` is a species of this model."""
+        numbers = np.asarray(numbers)
+        return bool(np.all(self._codes[numbers] >= 0)) if numbers.size else True
+
+    def check_species(self, atoms: Atoms) -> None:
+        """Raise :class:`SpeciesNotSupportedError` when ``atoms`` holds an unsupported element."""
+        numbers = atoms.numbers
+        if not self.supports(numbers):
+            missing = sorted({chemical_symbols[z] for z in numbers if self._codes[z] < 0})
+            raise SpeciesNotSupportedError(
+                f"KIM model {self.model_id} does not support species {missing} "
+                f"(it supports {self.species})"
+            )
+
+    def _compute(self, atoms: Atoms, forces: bool) -> tuple[float, np.ndarray | None]:
+        numbers = atoms.numbers
+        if len(numbers) == 0:  # the KIM API cannot take zero particles
+            return 0.0, np.zeros((0, 3)) if forces else None
+        if not self.supports(numbers):
+            self.check_species(atoms)
+        particles: KIMParticles = kim_particles(
+            atoms.positions,
+            atoms.cell.array,
+            atoms.pbc,
+            self.influence_distance,
+            self.cutoffs,
+            self.padding_needs_neighbours,
+        )
+        n_all = len(particles.coords)
+        n = particles.n_contributing
+        species = self._codes[numbers[particles.image_of]]
+        contributing = np.zeros(n_all, dtype=np.intc)
+        contributing[:n] = 1
+        n_particles = np.array([n_all], dtype=np.intc)
+        coords = particles.coords
+        f_all = np.zeros((n_all, 3)) if forces or self._forces_required else None
+        self._neigh["particles"] = particles
+        # Every array the KIM API points to stays alive until the next configuration.
+        self._buffers = (n_particles, species, contributing, coords, f_all)
+        self._energy[0] = 0.0
+        names = self._names
+        set_ptr = self._args.set_argument_pointer
+        try:
+            set_ptr(names.numberOfParticles, n_particles)
+            set_ptr(names.particleSpeciesCodes, species)
+            set_ptr(names.particleContributing, contributing)
+            set_ptr(names.coordinates, coords)
+            set_ptr(names.partialEnergy, self._energy)
+            if f_all is None:
+                self._args.set_argument_null_pointer(names.partialForces)
+            else:
+                set_ptr(names.partialForces, f_all)
+            self._model.compute(self._args, False)
+        except RuntimeError as e:
+            raise KIMError(
+                f"KIM model {self.model_id}: compute failed (the model returned an error, see "
+                f"kim.log): {' '.join(str(e).split())}"
+            ) from e
+
+        energy = float(self._energy[0])
+        if not forces:
+            return energy, None
+        f = f_all[:n].copy()
+        np.add.at(f, particles.image_of[n:], f_all[n:])
+        return energy, f
+
+    def energy(self, atoms: Atoms) -> float:
+        """Total potential energy of ``atoms`` in eV (may be non-finite if the model diverges).
+
+        Raises:
+            SpeciesNotSupportedError: ``atoms`` holds an element the model lacks.
+            KIMError: the model's compute routine failed.
+        """
+        return self._compute(atoms, forces=False)[0]
+
+    def energy_and_forces(self, atoms: Atoms) -> tuple[float, np.ndarray]:
+        """Total energy (eV) and forces ([n_atoms, 3], eV/Angstrom) of ``atoms``."""
+        energy, forces = self._compute(atoms, forces=True)
+        assert forces is not None
+        return energy, forces
+
+    def __repr__(self) -> str:
+        return f"KIMModel({self.model_id!r})"

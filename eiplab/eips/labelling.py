@@ -1,0 +1,263 @@
+"""Label a dataset with EIP energies: cached, resumable, parallel over processes."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from ase import Atoms
+from ase.data import chemical_symbols
+from tqdm.auto import tqdm
+
+from .. import keys
+from .cache import LabelCache, config_hash
+from .errors import SpeciesNotSupportedError
+from .evaluate import EIPModel, config_label, evaluate_one
+from .registry import EIPSpec, resolve, spec_for
+
+log = logging.getLogger(__name__)
+
+#: Configurations per cache chunk (a killed run loses at most the chunks in progress).
+CHUNK_SIZE = 64
+
+# Models created in this process (a worker creates each model once), by spec.
+_MODELS: dict[EIPSpec, EIPModel] = {}
+
+
+def _model(spec: EIPSpec) -> EIPModel:
+    model = _MODELS.get(spec)
+    if model is None:
+        from .calculator import CalculatorModel
+        from .kim import KIMModel
+
+        model = KIMModel(spec.model_id) if spec.is_kim else CalculatorModel(spec)
+        _MODELS[spec] = model
+    return model
+
+
+def _label_chunk(
+    spec: EIPSpec, items: list[tuple[str, Atoms]]
+) -> list[tuple[str, float, str | None]]:
+    """Evaluate one chunk: (config hash, energy eV or NaN, failure reason or None) per item."""
+    model = _model(spec)
+    out = []
+    for h, atoms in items:
+        try:
+            e, _, reason = evaluate_one(model, atoms)
+        except SpeciesNotSupportedError as err:  # checked up front; kept for safety
+            e, reason = float("nan"), str(err)
+        out.append((h, e, reason))
+    return out
+
+
+@dataclass
+class _Packed:
+    """A chunk of configurations as a few flat arrays (cheap to send to a worker)."""
+
+    hashes: list[str]
+    numbers: np.ndarray  # [n_atoms_total] int
+    counts: np.ndarray  # [n_configs] atoms per config
+    positions: np.ndarray  # [n_atoms_total, 3] Angstrom
+    cells: np.ndarray  # [n_configs, 3, 3] Angstrom
+    pbc: np.ndarray  # [n_configs, 3] bool
+
+    @classmethod
+    def of(cls, items: list[tuple[str, Atoms]]) -> _Packed:
+        atoms = [a for _, a in items]
+        return cls(
+            [h for h, _ in items],
+            np.concatenate([a.numbers for a in atoms]),
+            np.array([len(a) for a in atoms]),
+            np.concatenate([a.positions for a in atoms]),
+            np.array([a.cell.array for a in atoms]),
+            np.array([a.pbc for a in atoms]),
+        )
+
+    def items(self) -> list[tuple[str, Atoms]]:
+        ends = np.cumsum(self.counts)
+        return [
+            (h, Atoms(self.numbers[e - c : e], self.positions[e - c : e], cell=cell, pbc=pbc))
+            for h, c, e, cell, pbc in zip(
+                self.hashes, self.counts, ends, self.cells, self.pbc, strict=True
+            )
+        ]
+
+
+def _label_packed(spec: EIPSpec, packed: _Packed) -> list[tuple[str, float, str | None]]:
+    """Worker entry point: unpack a chunk and label it."""
+    return _label_chunk(spec, packed.items())
+
+
+def check_species(configs: Sequence[Atoms], model: EIPModel) -> None:
+    """Refuse a model that lacks an element of the dataset.
+
+    Raises:
+        SpeciesNotSupportedError: naming the model, the missing species and one config id.
+    """
+    present = np.unique(np.concatenate([a.numbers for a in configs])) if configs else []
+    if model.supports(np.asarray(present, dtype=int)):
+        return
+    missing = sorted({chemical_symbols[z] for z in present} - set(model.species))
+    example = next(
+        (k, a) for k, a in enumerate(configs) if set(a.get_chemical_symbols()) & set(missing)
+    )
+    holds = sorted(set(example[1].get_chemical_symbols()) & set(missing))
+    raise SpeciesNotSupportedError(
+        f"EIP {model.model_id} does not support species {missing} of this dataset "
+        f"(it supports {model.species}); e.g. config {config_label(example[1], example[0])} "
+        f"holds {holds}"
+    )
+
+
+def _config_ids(configs: Sequence[Atoms]) -> list[str]:
+    ids = [config_label(a, k) for k, a in enumerate(configs)]
+    if len(set(ids)) != len(ids):
+        dup = pd.Series(ids)[pd.Series(ids).duplicated()].iloc[0]
+        raise ValueError(f"config ids are not unique (e.g. {dup!r} repeats)")
+    return ids
+
+
+def label_dataset(
+    configs: Sequence[Atoms],
+    model_ids: Sequence[str],
+    *,
+    cache_dir: str | os.PathLike,
+    n_jobs: int = 1,
+    progress: bool = True,
+    chunk_size: int = CHUNK_SIZE,
+) -> pd.DataFrame:
+    """Total energies (eV) of every config under every EIP, cached on disk and resumable.
+
+    Energies are also written to ``atoms.info[keys.ENERGY_EIP][model_id]`` (NaN = failed).
+    Configurations are cached by content hash (:func:`config_hash`) per model, in chunks of
+    ``chunk_size`` written atomically: a rerun evaluates only what no finished chunk holds, and
+    an interrupted run (Ctrl-C, SIGKILL) loses at most the chunks in progress.
+
+    Args:
+        configs: configurations (``info[keys.CONFIG_ID]`` used as row labels when present).
+        model_ids: KIM IDs (another installed version is accepted, see :func:`resolve`) or
+            registered non-KIM EIP ids. Columns use the resolved ids.
+        cache_dir: cache folder (created).
+        n_jobs: worker processes (each creates each model once); 1 = in this process.
+        progress: show a tqdm progress bar.
+        chunk_size: configs per cache chunk.
+
+    Returns:
+        DataFrame indexed by config id (``keys.CONFIG_ID``), one float column per model, eV.
+        ``df.attrs["failures"]``: ``{model_id: {config_id: reason}}`` for the NaN entries;
+        ``df.attrs["n_evaluated"]``: ``{model_id: configs evaluated in this call}``.
+
+    Raises:
+        SpeciesNotSupportedError: a model lacks an element of the dataset (before any work).
+        ModelNotFoundError, SimulatorModelError, KIMError: a model cannot be loaded.
+    """
+    ids = _config_ids(configs)
+    resolved = list(dict.fromkeys(resolve(m) for m in model_ids))
+    specs = [spec_for(m) for m in resolved]
+    for spec in specs:  # load each model here once: fail fast on loading and species
+        check_species(configs, _model(spec))
+
+    cache = LabelCache(cache_dir)
+    hashes = [config_hash(a) for a in configs]
+    first_of: dict[str, int] = {}
+    for k, h in enumerate(hashes):
+        first_of.setdefault(h, k)
+
+    cached = {m: cache.load(m) for m in resolved}
+    tasks: list[tuple[EIPSpec, list[tuple[str, Atoms]]]] = []
+    for spec in specs:
+        todo = [h for h in first_of if h not in cached[spec.model_id]]
+        for s in range(0, len(todo), chunk_size):
+            part = todo[s : s + chunk_size]
+            tasks.append((spec, [(h, configs[first_of[h]]) for h in part]))
+    n_evaluated = {m: 0 for m in resolved}
+    n_todo = sum(len(items) for _, items in tasks)
+    if n_todo:
+        log.info("labelling %d (config, model) pairs in %d chunks", n_todo, len(tasks))
+
+    with tqdm(
+        total=n_todo, disable=not progress or n_todo == 0, desc="EIP labels", unit="config"
+    ) as bar:
+
+        def finish(spec: EIPSpec, rows: list[tuple[str, float, str | None]]) -> None:
+            cache.write_chunk(spec.model_id, rows)
+            for h, e, r in rows:
+                cached[spec.model_id][h] = (e, r)
+            n_evaluated[spec.model_id] += len(rows)
+            bar.update(len(rows))
+
+        if n_jobs <= 1 or len(tasks) <= 1:
+            for spec, items in tasks:
+                finish(spec, _label_chunk(spec, items))
+        else:
+            _run_pool(tasks, min(n_jobs, len(tasks)), finish)
+
+    table = pd.DataFrame(
+        {m: [cached[m][h][0] for h in hashes] for m in resolved},
+        index=pd.Index(ids, name=keys.CONFIG_ID),
+        dtype=float,
+    )
+    failures: dict[str, dict[str, str]] = {}
+    for m in resolved:
+        bad = {
+            ids[k]: cached[m][h][1] or "NaN"
+            for k, h in enumerate(hashes)
+            if not np.isfinite(cached[m][h][0])
+        }
+        if bad:
+            failures[m] = bad
+            log.warning("EIP %s failed on %d of %d configs", m, len(bad), len(configs))
+    values = table.to_numpy()
+    for atoms, row in zip(configs, values, strict=True):
+        labels = atoms.info.setdefault(keys.ENERGY_EIP, {})
+        labels.update({m: float(e) for m, e in zip(resolved, row, strict=True)})
+    table.attrs["failures"] = failures
+    table.attrs["n_evaluated"] = n_evaluated
+    return table
+
+
+def _run_pool(
+    tasks: list[tuple[EIPSpec, list[tuple[str, Atoms]]]],
+    n_jobs: int,
+    finish: Callable[[EIPSpec, list[tuple[str, float, str | None]]], None],
+) -> None:
+    """Run chunks in worker processes; write each as it finishes. On any exception (Ctrl-C
+    included) pending chunks are cancelled and finished ones stay cached."""
+    if any(spec.is_kim for spec, _ in tasks):
+        from .neighbours import _vesin
+
+        _vesin(1.0)  # import vesin (and torch, if present) once, before forking workers
+    pool = ProcessPoolExecutor(max_workers=n_jobs)
+    pending: dict[Future, EIPSpec] = {}
+    try:
+        # Keep a few chunks per worker in flight, so an interrupt wastes little.
+        queue = iter(tasks)
+        for spec, items in queue:
+            pending[pool.submit(_label_packed, spec, _Packed.of(items))] = spec
+            if len(pending) >= 2 * n_jobs:
+                break
+        while pending:
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for fut in done:
+                spec = pending.pop(fut)
+                finish(spec, fut.result())
+                nxt = next(queue, None)
+                if nxt is not None:
+                    pending[pool.submit(_label_packed, nxt[0], _Packed.of(nxt[1]))] = nxt[0]
+    finally:
+        pool.shutdown(wait=not pending, cancel_futures=True)
+
+
+def failures_table(table: pd.DataFrame) -> pd.DataFrame:
+    """The failures recorded by :func:`label_dataset` as rows (config_id, model_id, reason)."""
+    rows = [
+        (cid, m, reason)
+        for m, bad in table.attrs.get("failures", {}).items()
+        for cid, reason in bad.items()
+    ]
+    return pd.DataFrame(rows, columns=[keys.CONFIG_ID, "model_id", "reason"])

@@ -1,0 +1,242 @@
+"""The experiment grid: models x strategies x splits (Tables 3, 4 and 7), resumable.
+
+Layout under ``out``::
+
+    pretrain/<model>/[<subset>/]        MP backbone (one per model and EIP subset: no DFT, all splits)
+    la/<model>/<subset>/seed<k>/        classifier + selection.csv (one per split)
+    runs/<model>/<run tag>/seed<k>/     result.json of each finished run (+ checkpoints)
+
+A run whose ``result.json`` exists is skipped, so an interrupted grid resumes where it stopped
+(and the training loop itself resumes from its last epoch checkpoint).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import pandas as pd
+
+from .. import keys
+from ..data import ConfigSet
+from ..models import ModelConfig
+from ..training import TrainSettings, fit_energy_model
+from .augment import ALPHA_GRID, select_alpha
+from .classifier import select_pool, train_classifier
+from .experiment import Experiment, prepare_experiment
+from .labels import DEFAULT_TAU
+from .pretrain import PRETRAINED_FILE, for_finetuning, load_pretrained, pretrain
+from .subsets import eip_subset, restrict
+
+STRATEGIES = ("baseline", "la", "mp", "mp+la")
+RESULT_FILE = "result.json"
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One cell of the grid.
+
+    Attributes:
+        model: network name ("schnet", ...).
+        strategy: "baseline", "la", "mp" or "mp+la".
+        seed: split seed.
+        subset: EIP subset ("all", "best", "worst", "best+worst"; Table 7).
+        tukey: Tukey term (True) or plain MSE on EIP labels (Table 4).
+    """
+
+    model: str
+    strategy: str
+    seed: int
+    subset: str = "all"
+    tukey: bool = True
+
+    @property
+    def tag(self) -> str:
+        tag = self.strategy
+        if self.subset != "all":
+            tag += f"[{self.subset}]"
+        if not self.tukey and "la" in self.strategy:
+            tag += "-notukey"
+        return tag
+
+
+@dataclass
+class GridConfig:
+    """Settings shared by every run of a grid.
+
+    Attributes:
+        dataset: dataset name (for records).
+        train: training settings (epochs, batch, device, ...); the seed is set per split.
+        model_configs: ModelConfig per model name.
+        alphas: LA alpha grid (chosen on validation MAE).
+        tau: LA "none" threshold, eV/atom.
+        align: EIP alignment ("species" or "none").
+    """
+
+    dataset: str
+    train: TrainSettings
+    model_configs: dict[str, ModelConfig]
+    alphas: Sequence[float] = ALPHA_GRID
+    tau: float = DEFAULT_TAU
+    align: str = "species"
+    extra: dict = field(default_factory=dict)
+
+
+def _done(path: Path) -> dict | None:
+    f = path / RESULT_FILE
+    return json.loads(f.read_text()) if f.exists() else None
+
+
+def _write(path: Path, record: dict) -> None:
+    path.mkdir(parents=True, exist_ok=True)
+    tmp = path / (RESULT_FILE + ".tmp")
+    tmp.write_text(json.dumps(record, indent=2, default=float))
+    tmp.replace(path / RESULT_FILE)
+
+
+def _pretrained(out: Path, spec: RunSpec, exp: Experiment, grid: GridConfig, log) -> object:
+    folder = out / "pretrain" / spec.model / spec.subset
+    if (folder / PRETRAINED_FILE).exists():
+        return load_pretrained(folder)
+    log(f"[grid] pretraining {spec.model} on {len(exp.parts[keys.POOL])} pool configs x {len(exp.model_ids)} EIPs")
+    settings = replace(grid.train, seed=0)
+    result = pretrain(exp.parts[keys.POOL], exp.aligned, exp.model_ids, grid.model_configs[spec.model], settings, out_dir=folder)
+    return result.model
+
+
+def _selection(out: Path, spec: RunSpec, exp: Experiment, grid: GridConfig, log) -> pd.DataFrame:
+    folder = out / "la" / spec.model / spec.subset / f"seed{spec.seed}"
+    path = folder / "selection.csv"
+    if path.exists():
+        return pd.read_csv(path, index_col=keys.CONFIG_ID)
+    log(f"[grid] classifier {spec.model} seed {spec.seed}: {len(exp.model_ids)} EIPs + none")
+    result = train_classifier(exp, grid.model_configs[spec.model], grid.train, tau=grid.tau, out_dir=folder / "classifier")
+    selection = select_pool(result.model, exp, device=grid.train.device)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "classifier.json").write_text(json.dumps({
+        "val_accuracy": result.val_accuracy, "train_class_counts": result.class_counts.to_dict(),
+        "n_selected": int(selection["selected"].sum()), "n_pool": len(selection)}, indent=2))
+    selection.to_csv(path)
+    return selection
+
+
+def run_one(spec: RunSpec, base: Experiment, grid: GridConfig, out: Path, log=print) -> dict:
+    """Run one grid cell (or return its stored result)."""
+    folder = out / "runs" / spec.model / spec.tag / f"seed{spec.seed}"
+    done = _done(folder)
+    if done is not None:
+        return done
+    exp = restrict(base, eip_subset(base, spec.subset))
+    settings = replace(grid.train, seed=spec.seed)
+    info = {"dataset": grid.dataset, "split": spec.seed, "strategy": spec.tag}
+    started = time.perf_counter()
+    extra: dict = {"eips": exp.model_ids}
+    if spec.strategy == "baseline":
+        fit = fit_energy_model(exp.parts[keys.TRAIN], exp.parts[keys.VAL], exp.parts[keys.TEST],
+                               model=grid.model_configs[spec.model], settings=settings, out_dir=folder, run_info=info)
+    elif spec.strategy == "mp":
+        model = for_finetuning(_pretrained(out, spec, exp, grid, log))
+        fit = fit_energy_model(exp.parts[keys.TRAIN], exp.parts[keys.VAL], exp.parts[keys.TEST],
+                               model=model, settings=settings, out_dir=folder, run_info=info)
+    elif spec.strategy in ("la", "mp+la"):
+        selection = _selection(out, spec, exp, grid, log)
+        if spec.strategy == "la":
+            def factory():
+                return grid.model_configs[spec.model]
+        else:
+            pretrained = _pretrained(out, spec, exp, grid, log)
+
+            def factory():
+                return for_finetuning(pretrained)
+        fit, alpha_table = select_alpha(exp, selection, factory, settings, alphas=grid.alphas, tukey=spec.tukey,
+                                        out_dir=folder, run_info=info)
+        chosen = alpha_table[alpha_table["chosen"]].iloc[0]
+        extra.update({"alpha": float(chosen.name), "effective_weight": float(chosen["effective_weight"]),
+                      "n_aug": int(chosen["n_aug"]), "alpha_table": alpha_table.reset_index().to_dict(orient="records")})
+    else:
+        raise ValueError(f"unknown strategy {spec.strategy!r}; choose from {STRATEGIES}")
+    record = {
+        **asdict(spec), "tag": spec.tag, "dataset": grid.dataset, **fit.test_metrics,
+        "val_" + keys.MAE_CONFIG: float(fit.record["metrics"]["val_" + keys.MAE_CONFIG]),
+        "val_" + keys.MAE_ATOM: float(fit.record["metrics"]["val_" + keys.MAE_ATOM]),
+        "epochs": settings.epochs, "wall_time_s": time.perf_counter() - started, **extra,
+    }
+    _write(folder, record)
+    log(f"[grid] {spec.model} {spec.tag} seed {spec.seed}: test MAE {record.get('test_' + keys.MAE_CONFIG, float('nan')):.4f} eV")
+    return record
+
+
+def run_grid(
+    configs: ConfigSet,
+    splits: Sequence[pd.Series],
+    seeds: Sequence[int],
+    eip_ids: Sequence[str],
+    specs: Sequence[RunSpec],
+    grid: GridConfig,
+    out: str | Path,
+    *,
+    n_jobs: int = 1,
+    log=print,
+) -> pd.DataFrame:
+    """Run every spec (skipping finished ones); return one row per run."""
+    out = Path(out)
+    experiments = {}
+    rows = []
+    for spec in specs:
+        if spec.seed not in experiments:
+            split = splits[list(seeds).index(spec.seed)]
+            experiments[spec.seed] = prepare_experiment(configs, split, eip_ids, align=grid.align, n_jobs=n_jobs, progress=False)
+        rows.append(run_one(spec, experiments[spec.seed], grid, out, log=log))
+    return pd.DataFrame(rows)
+
+
+def collect_results(out: str | Path) -> pd.DataFrame:
+    """Every finished run's result under ``out/runs`` (to rebuild tables from records)."""
+    rows = [json.loads(p.read_text()) for p in sorted(Path(out).glob(f"runs/*/*/seed*/{RESULT_FILE}"))]
+    return pd.DataFrame(rows)
+
+
+# METHOD.md: SOAP/graph cutoff 5 Angstrom for Si, 7 Angstrom for Al; other systems use 6 Angstrom
+# (decision: about the second-neighbour shell of fcc Ag/Au).
+CUTOFF_BY_SPECIES = {("Si",): 5.0, ("Al",): 7.0}
+DEFAULT_CUTOFF = 6.0
+
+
+def default_cutoff(species: Sequence[str]) -> float:
+    """Graph/SOAP cutoff (Angstrom) for a dataset's elements."""
+    return CUTOFF_BY_SPECIES.get(tuple(sorted(species)), DEFAULT_CUTOFF)
+
+
+def grid_from_profile(profile: str, configs: ConfigSet, models: Sequence[str] | None = None,
+                      device: str = "auto", progress: bool = False, **model_options) -> GridConfig:
+    """A GridConfig with a profile's epochs, alpha grid and models (paper: A.4 settings).
+
+    ``model_options`` override ModelConfig fields (e.g. ``width=16`` for tests).
+    """
+    from ..profiles import get_profile
+    from ..training import complete_config, train_settings
+
+    prof = get_profile(profile)
+    cutoff = default_cutoff(configs.species)
+    names = list(models) if models else list(prof.models)
+    return GridConfig(
+        dataset=configs.name,
+        train=train_settings(profile, device=device, progress=progress),
+        model_configs={m: complete_config(ModelConfig(m, cutoff=cutoff, **model_options), configs) for m in names},
+        alphas=prof.alphas,
+    )
+
+
+def specs_for(models: Sequence[str], seeds: Sequence[int], strategies: Sequence[str] = STRATEGIES,
+              tukey_ablation: bool = False, subsets: Sequence[str] = ()) -> list[RunSpec]:
+    """Grid cells: every model x strategy x seed, plus the Table 4 and Table 7 ablations if asked."""
+    specs = [RunSpec(m, s, k) for m in models for s in strategies for k in seeds]
+    if tukey_ablation:
+        specs += [RunSpec(m, "la", k, tukey=False) for m in models for k in seeds]
+    for sub in subsets:
+        if sub != "all":
+            specs += [RunSpec(m, s, k, subset=sub) for m in models for s in ("la", "mp") for k in seeds]
+    return specs

@@ -1,0 +1,198 @@
+"""Multi-task pretraining (MP): a K-output head learns all EIPs' energies on the pool.
+
+Targets (decision, METHOD.md leaves the standardisation open): for each EIP k,
+t_k(C) = (E_k(C) - sum_s n_s nu_{k,s}) / sigma_k, where nu_k is a least-squares per-species fit
+of E_k over the valid pool configs and sigma_k the std of the remainder. This removes every
+per-species shift, so the species alignment (which needs DFT) cancels exactly: pretraining
+uses no DFT at all, and one pretrained backbone serves every split. Invalid entries (NaN, inf,
+|E_k/N| > ``max_abs_per_atom``) are masked out of the MSE.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ..data import ConfigSet
+from ..eips import species_counts
+from ..graphs import make_loader
+from ..graphs.build import Y
+from ..models import EnergyModel, ModelConfig, build_model, load_model, replace_head, save_model
+from ..training import TrainSettings, model_inputs, seed_everything, train
+
+MASK = "target_mask"  # bool [1, K] per graph: which EIP targets are valid
+MAX_ABS_PER_ATOM = 200.0  # eV/atom; larger |E_k/N| is treated as a failed evaluation
+PRETRAINED_FILE = "pretrained.pt"
+
+
+@dataclass
+class TargetScaler:
+    """Per-EIP standardisation of EIP energies (fitted on pool configs; no DFT).
+
+    Attributes:
+        model_ids: the K EIPs.
+        species: element symbols of the per-species fit.
+        nu: per-species offsets [K, n_species], eV/atom.
+        sigma: scale per EIP [K], eV.
+    """
+
+    model_ids: list[str]
+    species: list[str]
+    nu: np.ndarray
+    sigma: np.ndarray
+
+    def transform(self, configs: ConfigSet, energies: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """Standardised targets [n, K] and validity mask [n, K]."""
+        e = energies.loc[configs.ids, self.model_ids].to_numpy(dtype=float)
+        counts = species_counts(configs, self.species).to_numpy(dtype=float)
+        mask = valid_mask(e, configs.n_atoms())
+        t = (e - counts @ self.nu.T) / self.sigma
+        return np.where(mask, t, 0.0), mask
+
+    def inverse(self, configs: ConfigSet, t: np.ndarray) -> np.ndarray:
+        """Energies (eV) from standardised outputs [n, K]."""
+        counts = species_counts(configs, self.species).to_numpy(dtype=float)
+        return t * self.sigma + counts @ self.nu.T
+
+
+def valid_mask(energies: np.ndarray, n_atoms: np.ndarray, max_abs_per_atom: float = MAX_ABS_PER_ATOM) -> np.ndarray:
+    """True where an EIP energy [n, K] is finite and |E/N| <= max_abs_per_atom."""
+    per_atom = energies / np.asarray(n_atoms, dtype=float)[:, None]
+    return np.isfinite(per_atom) & (np.abs(per_atom) <= max_abs_per_atom)
+
+
+def fit_scaler(configs: ConfigSet, energies: pd.DataFrame, model_ids: Sequence[str]) -> TargetScaler:
+    """Fit the per-EIP species offsets and scales on ``configs`` (the pool)."""
+    species = configs.species
+    counts = species_counts(configs, species).to_numpy(dtype=float)
+    e = energies.loc[configs.ids, list(model_ids)].to_numpy(dtype=float)
+    mask = valid_mask(e, configs.n_atoms())
+    nu = np.zeros((len(model_ids), len(species)))
+    sigma = np.ones(len(model_ids))
+    for k, m in enumerate(model_ids):
+        ok = mask[:, k]
+        if ok.sum() < len(species) + 1:
+            raise ValueError(f"EIP {m}: only {int(ok.sum())} valid energies on the pool; cannot pretrain on it")
+        nu[k], *_ = np.linalg.lstsq(counts[ok], e[ok, k], rcond=None)
+        sigma[k] = max(float(np.std(e[ok, k] - counts[ok] @ nu[k])), 1e-6)
+    return TargetScaler(list(model_ids), species, nu, sigma)
+
+
+def masked_mse(prediction: torch.Tensor, batch) -> torch.Tensor:
+    """MSE over the valid entries of the [n_configs, K] standardised targets."""
+    target = batch[Y].to(prediction.dtype).reshape(prediction.shape)
+    mask = batch[MASK].reshape(prediction.shape)
+    diff = torch.where(mask, prediction - target, torch.zeros_like(prediction))
+    return (diff**2).sum() / mask.sum().clamp_min(1)
+
+
+def _mtl_graphs(configs: ConfigSet, energies: pd.DataFrame, scaler: TargetScaler, config: ModelConfig):
+    graphs = model_inputs(configs, config, target=None, progress=False)
+    t, mask = scaler.transform(configs, energies.loc[configs.ids])
+    for g, ti, mi in zip(graphs, t, mask, strict=True):
+        g[Y] = torch.tensor(ti, dtype=torch.get_default_dtype()).reshape(1, -1)
+        g[MASK] = torch.tensor(mi).reshape(1, -1)
+    return graphs
+
+
+def eip_mae_metrics(scaler: TargetScaler):
+    """Validation metric: mean over EIPs of the MAE of EIP energies (eV), valid entries only."""
+
+    @torch.no_grad()
+    def metrics(model, loader, device) -> dict[str, float]:
+        model.eval()
+        abs_err, count = 0.0, 0
+        sigma = torch.as_tensor(scaler.sigma, device=device)
+        for batch in loader:
+            batch = batch.to(device)
+            pred = model(batch)
+            target = batch[Y].reshape(pred.shape)
+            mask = batch[MASK].reshape(pred.shape)
+            err = ((pred - target).abs() * sigma)[mask]
+            abs_err += float(err.sum())
+            count += int(mask.sum())
+        return {"val_eip_mae": abs_err / max(count, 1)}
+
+    return metrics
+
+
+@dataclass
+class PretrainResult:
+    """Pretrained K-output model, its scaler and history."""
+
+    model: EnergyModel
+    scaler: TargetScaler
+    history: list
+    val_eip_mae: float
+
+
+def pretrain(
+    pool: ConfigSet,
+    energies: pd.DataFrame,
+    model_ids: Sequence[str],
+    config: ModelConfig,
+    settings: TrainSettings,
+    *,
+    val_fraction: float = 0.1,
+    out_dir: str | Path | None = None,
+) -> PretrainResult:
+    """Pretrain a K-output network on the pool's EIP energies (no DFT).
+
+    A random ``val_fraction`` of the pool (seeded) selects the checkpoint (validation EIP MAE).
+    Saved as ``out_dir/pretrained.pt`` (model + config); the scaler in ``scaler.npz``.
+    """
+    order = np.random.default_rng(settings.seed).permutation(len(pool))
+    n_val = max(1, int(round(val_fraction * len(pool))))
+    val_set = ConfigSet([pool[i] for i in sorted(order[:n_val])], name=f"{pool.name}/mp-val")
+    train_set = ConfigSet([pool[i] for i in sorted(order[n_val:])], name=f"{pool.name}/mp-train")
+    if settings.max_configs is not None:
+        train_set = train_set[: settings.max_configs]
+        val_set = val_set[: settings.max_configs]
+    scaler = fit_scaler(train_set, energies, model_ids)
+    config = config.replace(n_out=len(model_ids), head="atomwise")
+    train_graphs = _mtl_graphs(train_set, energies, scaler, config)
+    val_graphs = _mtl_graphs(val_set, energies, scaler, config)
+    seed_everything(settings.seed)
+    model = build_model(config)
+    fit_scaling = getattr(model.representation_module, "fit_input_scaling", None)
+    if fit_scaling is not None:
+        fit_scaling(train_graphs)
+    settings = replace(settings, schedule="slanted_triangular", select_on="val_eip_mae", select_mode="min")
+    result = train(
+        model,
+        make_loader(train_graphs, settings.batch_size, shuffle=True, seed=settings.seed),
+        make_loader(val_graphs, settings.batch_size),
+        masked_mse,
+        settings,
+        out_dir=out_dir,
+        metrics_fn=eip_mae_metrics(scaler),
+        run_info={"strategy": "mp-pretrain", "eips": list(model_ids), "n_pool_train": len(train_set), "n_pool_val": len(val_set)},
+    )
+    if out_dir is not None:
+        save_model(Path(out_dir) / PRETRAINED_FILE, result.model)
+        np.savez(Path(out_dir) / "scaler.npz", model_ids=np.array(model_ids), species=np.array(scaler.species), nu=scaler.nu, sigma=scaler.sigma)
+    return PretrainResult(result.model, scaler, result.history, float(result.best_metrics.get("val_eip_mae", np.nan)))
+
+
+def load_pretrained(out_dir: str | Path) -> EnergyModel:
+    """The pretrained K-output model saved by :func:`pretrain`."""
+    return load_model(Path(out_dir) / PRETRAINED_FILE)
+
+
+def for_finetuning(pretrained: EnergyModel) -> EnergyModel:
+    """A copy of the pretrained network with a fresh 1-output energy head (nothing frozen)."""
+    model = load_model_copy(pretrained)
+    return replace_head(model, n_out=1, head="atomwise")
+
+
+def load_model_copy(model: EnergyModel) -> EnergyModel:
+    """A deep copy of ``model`` (same config and weights), on the CPU."""
+    clone = build_model(model.config)
+    clone.load_state_dict({k: v.detach().cpu() for k, v in model.state_dict().items()})
+    return clone
+
