@@ -183,7 +183,7 @@ def worker(name: str, batch_size: int, options: dict) -> dict:
     return result
 
 
-def run(name: str, batch_size: int, options: dict | None = None, timeout: int = 3600) -> dict:
+def run(name: str, batch_size: int, options: dict | None = None, timeout: int = 7200) -> dict:
     """One measurement in a fresh subprocess (OOM kill or crash -> an 'error' entry)."""
     cmd = [
         sys.executable,
@@ -196,7 +196,17 @@ def run(name: str, batch_size: int, options: dict | None = None, timeout: int = 
         json.dumps(options or {}),
     ]
     env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="131072")
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+    except subprocess.TimeoutExpired:
+        result = {
+            "model": name,
+            "batch": batch_size,
+            "options": options or {},
+            "error": f"timed out after {timeout} s",
+        }
+        show(result)
+        return result
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
     if proc.returncode != 0 or not lines:
         tail = (proc.stderr or proc.stdout)[-400:]

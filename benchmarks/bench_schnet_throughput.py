@@ -9,7 +9,7 @@ both), after warm-up steps; the two models take turns step by step (so a changin
 cores hits both alike) and the median over rounds is reported. Prints the ratio eiplab / SchNetPack (target >= 1).
 
 Run: ``python benchmarks/bench_schnet_throughput.py [--steps 20] [--rounds 3] [--threads 2]``.
-Needs ``schnetpack`` (see benchmarks/RESULTS_models.md for how it was installed).
+Needs ``schnetpack`` (see benchmarks/RESULTS.md for how it was installed).
 """
 
 from __future__ import annotations

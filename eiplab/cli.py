@@ -21,7 +21,7 @@ def _cmd_grid(args) -> int:
     from .data import load_dataset, paper_splits
     from .eips import models_for_dataset
     from .profiles import get_profile
-    from .strategies import grid_from_profile, run_grid, specs_for
+    from .strategies import collect_results, grid_from_profile, run_grid, specs_for
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -35,7 +35,7 @@ def _cmd_grid(args) -> int:
                       subsets=("best", "worst", "best+worst") if args.ablations else ())
     print(f"[grid] {len(specs)} runs on {configs.name} ({len(configs)} configs), profile {args.profile}, runs in {args.grid_dir}")
     run_grid(configs, splits, seeds, eips, specs, grid, args.grid_dir, n_jobs=prof.n_jobs)
-    results = res.collect_results(args.grid_dir)
+    results = collect_results(args.grid_dir)
     results = results[results["model"].isin(list(grid.model_configs))]
     save_table(results.drop(columns=["alpha_table", "eips"], errors="ignore"), args.tables, "runs")
     save_table(res.table3(results), args.tables, "table3")

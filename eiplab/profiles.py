@@ -1,8 +1,10 @@
 """Run profiles: how much of a dataset and how many epochs a notebook or command uses.
 
 - ``quick``: tiny, for tests and CI (a few hundred configs, a couple of epochs).
-- ``demo``: the README's main job on 2 CPU cores (about 15 minutes for all notebooks).
-- ``cpu``: a few hours on 2 cores; shortens the paper's settings (fewer epochs; see ``epochs``).
+- ``demo``: the README's main job on 2 CPU cores (about 15 minutes for all notebooks): 1,000
+  configs, 10 epochs, width 64 and 3 layers, alpha fixed at 1 -- a demonstration, not the paper.
+- ``cpu``: a few hours on 2 cores; the paper's networks and data, shortened to 30 epochs and the
+  alpha grid {0.1, 1, 10}, SOAPNet and SchNet only.
 - ``paper``: the paper's A.4 settings (100 epochs, batch 32, full data).
 """
 
@@ -23,6 +25,8 @@ class Profile:
         n_jobs: worker processes for EIP labelling and features.
         models: neural networks trained by the strategies notebook.
         alphas: label-augmentation alpha grid (chosen on validation MAE).
+        width: network width (paper: 128); the quick profile shrinks it for CI.
+        n_layers: representation layers (paper: 5).
     """
 
     name: str
@@ -32,11 +36,15 @@ class Profile:
     n_jobs: int
     models: tuple[str, ...]
     alphas: tuple[float, ...] = (0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0)
+    width: int = 128
+    n_layers: int = 5
 
 
 PROFILES = {
-    "quick": Profile("quick", limit=240, seeds=(0, 1, 2), epochs=2, n_jobs=1, models=("schnet", "soapnet"), alphas=(1.0,)),
-    "demo": Profile("demo", limit=1500, seeds=(0, 1, 2), epochs=10, n_jobs=2, models=("soapnet", "schnet"), alphas=(0.1, 1.0)),
+    "quick": Profile("quick", limit=240, seeds=(0, 1, 2), epochs=2, n_jobs=1, models=("schnet", "soapnet"), alphas=(1.0,),
+                     width=32, n_layers=2),
+    "demo": Profile("demo", limit=1000, seeds=(0, 1, 2), epochs=10, n_jobs=2, models=("soapnet", "schnet"), alphas=(1.0,),
+                    width=64, n_layers=3),
     "cpu": Profile("cpu", limit=None, seeds=(0, 1, 2), epochs=30, n_jobs=2, models=("soapnet", "schnet"), alphas=(0.1, 1.0, 10.0)),
     "paper": Profile("paper", limit=None, seeds=(0, 1, 2), epochs=100, n_jobs=2, models=("soapnet", "schnet", "cgcnn", "gemnet")),
 }

@@ -261,7 +261,7 @@ def test_keyboard_interrupt_keeps_finished_chunks(tmp_path, slow_calc, monkeypat
 
 @pytest.mark.kim
 def test_kim_labels_nan_failures_and_parallel(tmp_path, monkeypatch):
-    pytest.importorskip("kimpy")
+    pytest.importorskip("kimpy", exc_type=ImportError)
     if SW not in list_installed() or T2 not in list_installed():
         pytest.skip("KIM models not installed")
     monkeypatch.chdir(tmp_path)
@@ -290,7 +290,7 @@ def test_kim_labels_nan_failures_and_parallel(tmp_path, monkeypatch):
 
 @pytest.mark.kim
 def test_species_mismatch_refused_up_front(tmp_path, monkeypatch):
-    pytest.importorskip("kimpy")
+    pytest.importorskip("kimpy", exc_type=ImportError)
     if SW not in list_installed():
         pytest.skip("KIM model not installed")
     monkeypatch.chdir(tmp_path)

@@ -136,6 +136,12 @@ def test_triplet_cutoff_limits_count():
     assert short.n_short == n_short < dist.numel()
     assert 0 < len(short) < len(full) / 4
     assert torch.all(dist[short.edge_ids] < 3.0)
+    # and the model builds its triplets with its own triplet cutoff
+    batch = Batch.from_data_list([graph])
+    with torch.no_grad():
+        in_model = _model(cutoff=5.0, triplet_cutoff=3.0).geometry(batch).triplets
+        all_in_model = _model(cutoff=5.0, triplet_cutoff=None).geometry(batch).triplets
+    assert len(in_model) == len(short) and len(all_in_model) == len(full)
 
 
 def test_chunks_cover_edges_and_respect_size():

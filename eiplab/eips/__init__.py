@@ -10,6 +10,7 @@ from .alignment import SpeciesAligner, SpeciesReference, fit_offsets
 from .benchmark import eip_benchmark, parity_figure, summarize, table2
 from .cache import LabelCache, config_hash
 from .calculator import CalculatorModel
+from .configs import ConfigArrays
 from .energies import dft_energies, eip_energies, species_counts
 from .errors import (
     AlignmentError,
@@ -38,6 +39,7 @@ __all__ = [
     "TMOD_ID",
     "AlignmentError",
     "CalculatorModel",
+    "ConfigArrays",
     "EIPError",
     "EIPSpec",
     "Evaluation",

@@ -23,29 +23,17 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
-from ase import Atoms
+
+from ..data.hashing import config_hash
 
 log = logging.getLogger(__name__)
 
 FORMAT = 1
-#: Positions and cell are rounded to this many decimals (Angstrom) before hashing.
-DECIMALS = 6
+__all__ = ["FORMAT", "LabelCache", "config_hash"]
 
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]")
 
 Entry = tuple[float, str | None]  # (energy eV or NaN, failure reason or None)
-
-
-def config_hash(atoms: Atoms) -> str:
-    """Content hash of a configuration: atomic numbers, positions and cell (rounded to 1e-6
-    Angstrom) and pbc. Independent of ``atoms.info`` (ids, labels)."""
-    h = hashlib.blake2b(digest_size=16)
-    h.update(np.ascontiguousarray(atoms.numbers, dtype=np.int64).tobytes())
-    # + 0.0 turns -0.0 into 0.0 so that both hash alike.
-    h.update(np.ascontiguousarray(np.round(atoms.positions, DECIMALS) + 0.0).tobytes())
-    h.update(np.ascontiguousarray(np.round(atoms.cell.array, DECIMALS) + 0.0).tobytes())
-    h.update(np.asarray(atoms.pbc, dtype=np.uint8).tobytes())
-    return h.hexdigest()
 
 
 class LabelCache:

@@ -6,6 +6,7 @@ import numpy as np
 from ase import Atoms
 from ase.data import chemical_symbols
 
+from .configs import Config
 from .errors import SpeciesNotSupportedError
 from .registry import EIPSpec
 
@@ -33,7 +34,7 @@ class CalculatorModel:
         numbers = np.asarray(numbers)
         return bool(np.all(self._numbers[numbers])) if numbers.size else True
 
-    def check_species(self, atoms: Atoms) -> None:
+    def check_species(self, atoms: Config) -> None:
         """Raise :class:`SpeciesNotSupportedError` when ``atoms`` holds an unsupported element."""
         if not self.supports(atoms.numbers):
             missing = sorted({chemical_symbols[z] for z in atoms.numbers if not self._numbers[z]})
@@ -41,7 +42,7 @@ class CalculatorModel:
                 f"EIP {self.model_id} does not support species {missing} (it supports {self.species})"
             )
 
-    def _prepared(self, atoms: Atoms) -> Atoms:
+    def _prepared(self, atoms: Config) -> Atoms:
         """A calculator-ready copy: non-periodic configs get a box that encloses them.
 
         Some calculators (matscipy's) need an invertible cell even without periodicity; the
@@ -56,14 +57,14 @@ class CalculatorModel:
             a.set_cell(a.cell.complete())
         return a
 
-    def energy(self, atoms: Atoms) -> float:
+    def energy(self, atoms: Config) -> float:
         """Total potential energy of ``atoms`` in eV."""
         self.check_species(atoms)
         a = self._prepared(atoms)
         a.calc = self._calc
         return float(a.get_potential_energy())
 
-    def energy_and_forces(self, atoms: Atoms) -> tuple[float, np.ndarray]:
+    def energy_and_forces(self, atoms: Config) -> tuple[float, np.ndarray]:
         """Total energy (eV) and forces ([n_atoms, 3], eV/Angstrom)."""
         self.check_species(atoms)
         a = self._prepared(atoms)

@@ -12,6 +12,7 @@ from ase import Atoms
 
 from .. import keys
 from .calculator import CalculatorModel
+from .configs import Config
 from .errors import EIPError, SpeciesNotSupportedError
 from .kim import KIMModel
 from .registry import resolve, spec_for
@@ -27,11 +28,11 @@ class EIPModel(Protocol):
 
     def supports(self, numbers: np.ndarray) -> bool: ...
 
-    def check_species(self, atoms: Atoms) -> None: ...
+    def check_species(self, atoms: Config) -> None: ...
 
-    def energy(self, atoms: Atoms) -> float: ...
+    def energy(self, atoms: Config) -> float: ...
 
-    def energy_and_forces(self, atoms: Atoms) -> tuple[float, np.ndarray]: ...
+    def energy_and_forces(self, atoms: Config) -> tuple[float, np.ndarray]: ...
 
 
 def load_model(model_id: str) -> EIPModel:
@@ -53,7 +54,8 @@ class Evaluation:
 
     Attributes:
         energies: [n_configs] eV, total energies; NaN where the EIP failed.
-        failures: config index -> reason, for each NaN.
+        failures: config index -> reason, for each NaN energy (and, with forces, for each
+            config whose forces are non-finite: its forces are None).
         forces: per config [n_atoms, 3] eV/Angstrom (None where failed), if requested.
     """
 
@@ -63,7 +65,7 @@ class Evaluation:
 
 
 def evaluate_one(
-    model: EIPModel, atoms: Atoms, forces: bool = False
+    model: EIPModel, atoms: Config, forces: bool = False
 ) -> tuple[float, np.ndarray | None, str | None]:
     """(energy eV, forces or None, failure reason or None) of one config; never raises EIPError
     except :class:`SpeciesNotSupportedError`."""

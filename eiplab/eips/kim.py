@@ -13,9 +13,9 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import numpy as np
-from ase import Atoms
 from ase.data import atomic_numbers, chemical_symbols
 
+from .configs import Config
 from .errors import KIMError, SpeciesNotSupportedError
 from .neighbours import KIMParticles, kim_particles
 from .registry import resolve
@@ -146,8 +146,23 @@ class KIMModel:
             _get_neighbours,
             self._neigh,
         )
-        self._energy = np.zeros(1, dtype=np.float64)
+        self._energy = np.zeros(1, dtype=np.float64)  # eV
+        self._n_particles = np.zeros(1, dtype=np.intc)
         self._names = kimpy.compute_argument_name
+        self._forces_set = False
+        for name, ptr in (
+            (self._names.numberOfParticles, self._n_particles),
+            (self._names.partialEnergy, self._energy),
+        ):
+            _checked(
+                mid, f"set_argument_pointer({name})", self._args.set_argument_pointer, name, ptr
+            )
+        _checked(
+            mid,
+            "set_argument_null_pointer(partialForces)",
+            self._args.set_argument_null_pointer,
+            self._names.partialForces,
+        )
         self._buffers: tuple[np.ndarray, ...] = ()
 
     def _check_arguments(self, kimpy: Any) -> bool:
@@ -185,9 +200,9 @@ class KIMModel:
     def supports(self, numbers: np.ndarray) -> bool:
         """Whether every atomic number in ``numbers`` is a species of this model."""
         numbers = np.asarray(numbers)
-        return bool(np.all(self._codes[numbers] >= 0)) if numbers.size else True
+        return bool(self._codes[numbers].min() >= 0) if numbers.size else True
 
-    def check_species(self, atoms: Atoms) -> None:
+    def check_species(self, atoms: Config) -> None:
         """Raise :class:`SpeciesNotSupportedError` when ``atoms`` holds an unsupported element."""
         numbers = atoms.numbers
         if not self.supports(numbers):
@@ -197,7 +212,7 @@ class KIMModel:
                 f"(it supports {self.species})"
             )
 
-    def _compute(self, atoms: Atoms, forces: bool) -> tuple[float, np.ndarray | None]:
+    def _compute(self, atoms: Config, forces: bool) -> tuple[float, np.ndarray | None]:
         numbers = atoms.numbers
         if len(numbers) == 0:  # the KIM API cannot take zero particles
             return 0.0, np.zeros((0, 3)) if forces else None
@@ -205,7 +220,7 @@ class KIMModel:
             self.check_species(atoms)
         particles: KIMParticles = kim_particles(
             atoms.positions,
-            atoms.cell.array,
+            np.asarray(atoms.cell),
             atoms.pbc,
             self.influence_distance,
             self.cutoffs,
@@ -216,25 +231,26 @@ class KIMModel:
         species = self._codes[numbers[particles.image_of]]
         contributing = np.zeros(n_all, dtype=np.intc)
         contributing[:n] = 1
-        n_particles = np.array([n_all], dtype=np.intc)
         coords = particles.coords
         f_all = np.zeros((n_all, 3)) if forces or self._forces_required else None
         self._neigh["particles"] = particles
-        # Every array the KIM API points to stays alive until the next configuration.
-        self._buffers = (n_particles, species, contributing, coords, f_all)
+        # Every array the KIM API points to stays alive until the next configuration;
+        # numberOfParticles and partialEnergy point to fixed one-element arrays (see __init__).
+        self._buffers = (species, contributing, coords, f_all)
+        self._n_particles[0] = n_all
         self._energy[0] = 0.0
         names = self._names
         set_ptr = self._args.set_argument_pointer
         try:
-            set_ptr(names.numberOfParticles, n_particles)
             set_ptr(names.particleSpeciesCodes, species)
             set_ptr(names.particleContributing, contributing)
             set_ptr(names.coordinates, coords)
-            set_ptr(names.partialEnergy, self._energy)
-            if f_all is None:
-                self._args.set_argument_null_pointer(names.partialForces)
-            else:
+            if f_all is not None:
                 set_ptr(names.partialForces, f_all)
+                self._forces_set = True
+            elif self._forces_set:
+                self._args.set_argument_null_pointer(names.partialForces)
+                self._forces_set = False
             self._model.compute(self._args, False)
         except RuntimeError as e:
             raise KIMError(
@@ -249,7 +265,7 @@ class KIMModel:
         np.add.at(f, particles.image_of[n:], f_all[n:])
         return energy, f
 
-    def energy(self, atoms: Atoms) -> float:
+    def energy(self, atoms: Config) -> float:
         """Total potential energy of ``atoms`` in eV (may be non-finite if the model diverges).
 
         Raises:
@@ -258,7 +274,7 @@ class KIMModel:
         """
         return self._compute(atoms, forces=False)[0]
 
-    def energy_and_forces(self, atoms: Atoms) -> tuple[float, np.ndarray]:
+    def energy_and_forces(self, atoms: Config) -> tuple[float, np.ndarray]:
         """Total energy (eV) and forces ([n_atoms, 3], eV/Angstrom) of ``atoms``."""
         energy, forces = self._compute(atoms, forces=True)
         assert forces is not None

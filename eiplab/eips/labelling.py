@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 
 from .. import keys
 from .cache import LabelCache, config_hash
+from .configs import ConfigArrays
 from .errors import SpeciesNotSupportedError
 from .evaluate import EIPModel, config_label, evaluate_one
 from .registry import EIPSpec, resolve, spec_for
@@ -41,7 +42,7 @@ def _model(spec: EIPSpec) -> EIPModel:
 
 
 def _label_chunk(
-    spec: EIPSpec, items: list[tuple[str, Atoms]]
+    spec: EIPSpec, items: Sequence[tuple[str, Atoms | ConfigArrays]]
 ) -> list[tuple[str, float, str | None]]:
     """Evaluate one chunk: (config hash, energy eV or NaN, failure reason or None) per item."""
     model = _model(spec)
@@ -78,10 +79,10 @@ class _Packed:
             np.array([a.pbc for a in atoms]),
         )
 
-    def items(self) -> list[tuple[str, Atoms]]:
+    def items(self) -> list[tuple[str, ConfigArrays]]:
         ends = np.cumsum(self.counts)
         return [
-            (h, Atoms(self.numbers[e - c : e], self.positions[e - c : e], cell=cell, pbc=pbc))
+            (h, ConfigArrays(self.numbers[e - c : e], self.positions[e - c : e], cell, pbc))
             for h, c, e, cell, pbc in zip(
                 self.hashes, self.counts, ends, self.cells, self.pbc, strict=True
             )

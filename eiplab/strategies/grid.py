@@ -225,7 +225,10 @@ def grid_from_profile(profile: str, configs: ConfigSet, models: Sequence[str] | 
     return GridConfig(
         dataset=configs.name,
         train=train_settings(profile, device=device, progress=progress),
-        model_configs={m: complete_config(ModelConfig(m, cutoff=cutoff, **model_options), configs) for m in names},
+        model_configs={
+            m: complete_config(ModelConfig(m, cutoff=cutoff, **{"width": prof.width, "n_layers": prof.n_layers, **model_options}), configs)
+            for m in names
+        },
         alphas=prof.alphas,
     )
 

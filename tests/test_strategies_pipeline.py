@@ -1,0 +1,126 @@
+"""Strategies end to end on a tiny Si set: classifier, selection, LA, MP, MP+LA, the grid.
+
+Tiny networks (width 16, 2 layers), 2 epochs, 2 fast KIM models: behaviour, not accuracy.
+"""
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from eiplab import keys
+from eiplab.data import load_dataset, paper_splits
+from eiplab.strategies import augment
+from eiplab.strategies.pretrain import fit_scaler, for_finetuning, load_pretrained, pretrain
+from eiplab.strategies.classifier import select_pool, train_classifier
+from eiplab.strategies.experiment import prepare_experiment
+from eiplab.strategies.grid import collect_results, grid_from_profile, run_grid, specs_for
+
+pytest.importorskip("kimpy")
+pytestmark = pytest.mark.kim
+
+EIPS = [
+    "SW_StillingerWeber_1985_Si__MO_405512056662_005",
+    "Tersoff_LAMMPS_Tersoff_1988T2_Si__MO_245095684871_003",
+]
+TINY = {"width": 16, "n_layers": 2, "n_gaussians": 16}
+
+
+@pytest.fixture(scope="module")
+def setting(tmp_path_factory):
+    cache = tmp_path_factory.mktemp("cache")
+    configs = load_dataset("si-pyxtal", limit=120, seed=3)
+    splits = paper_splits(configs, seeds=(0,))
+    exp = prepare_experiment(configs, splits[0], EIPS, cache=cache, progress=False)
+    grid = grid_from_profile("quick", configs, models=["schnet"], **TINY)
+    grid.train = replace(grid.train, epochs=2, progress=False)
+    return configs, splits, exp, grid
+
+
+def test_alignment_uses_train_only(setting):
+    _, _, exp, _ = setting
+    assert exp.aligner.n_fit_.max() == len(exp.parts[keys.TRAIN])
+
+
+def test_selection_never_picks_an_invalid_energy(setting):
+    _, _, exp, grid = setting
+    clf = train_classifier(exp, grid.model_configs["schnet"], grid.train)
+    assert 0.0 <= clf.val_accuracy <= 1.0
+    assert clf.class_counts.sum() == len(exp.parts[keys.TRAIN])
+    broken = replace(exp, aligned=exp.aligned.copy())
+    broken.aligned.loc[exp.parts[keys.POOL].ids, EIPS[0]] = np.nan  # EIP 0 failed on every pool config
+    sel = select_pool(clf.model, broken)
+    assert len(sel) == len(exp.parts[keys.POOL])
+    assert not sel.loc[sel["model_id"] == EIPS[0], "selected"].any()
+    assert np.isfinite(sel.loc[sel["selected"], "label_energy"]).all()
+    assert ((sel["confidence"] > 0) & (sel["confidence"] <= 1)).all()
+
+
+def test_finetuning_starts_from_pretrained_backbone(setting, tmp_path):
+    _, _, exp, grid = setting
+    result = pretrain(exp.parts[keys.POOL], exp.aligned, EIPS, grid.model_configs["schnet"], grid.train, out_dir=tmp_path)
+    assert result.model.n_out == len(EIPS)
+    reloaded = load_pretrained(tmp_path)
+    tuned = for_finetuning(reloaded)
+    assert tuned.n_out == 1
+    pre = result.model.representation_module.state_dict()
+    for name, value in tuned.representation_module.state_dict().items():
+        torch.testing.assert_close(value, pre[name].cpu())
+    assert float(tuned.baseline.abs().sum()) == 0.0
+
+
+def test_pretraining_targets_ignore_alignment_and_mask_invalid(setting):
+    configs, _, exp, _ = setting
+    pool = exp.parts[keys.POOL]
+    raw = exp.aligned.copy()
+    shifted = raw + 3.0 * pd.DataFrame({m: configs.n_atoms() for m in EIPS}, index=raw.index).to_numpy()
+    t1, m1 = fit_scaler(pool, raw, EIPS).transform(pool, raw)
+    t2, _ = fit_scaler(pool, shifted, EIPS).transform(pool, shifted)
+    np.testing.assert_allclose(t1, t2, atol=1e-8)  # per-species shifts (alignment) cancel
+    broken = raw.copy()
+    broken.loc[pool.ids[0], EIPS[1]] = np.inf
+    _, mask = fit_scaler(pool, broken, EIPS).transform(pool, broken)
+    assert not mask[0, 1] and mask[0, 0] and m1.all()
+
+
+def test_alpha_is_chosen_on_validation_only(setting, monkeypatch):
+    _, _, exp, _ = setting
+    val = {0.1: 0.5, 1.0: 0.2, 10.0: 0.9}
+    test = {0.1: 0.1, 1.0: 0.8, 10.0: 0.05}  # the test set would prefer another alpha
+
+    class Fake:
+        def __init__(self, alpha):
+            self.record = {"metrics": {"val_" + keys.MAE_CONFIG: val[alpha]}}
+            self.test_metrics = {"test_" + keys.MAE_CONFIG: test[alpha]}
+
+    def fake_fit(exp, selection, model, settings, *, alpha, **kw):
+        return Fake(alpha), {"alpha": alpha, "effective_weight": alpha * 2, "n_dft": 1, "n_aug": 1, "tukey": True}
+
+    monkeypatch.setattr(augment, "fit_augmented", fake_fit)
+    best, table = augment.select_alpha(exp, None, lambda: None, None, alphas=(0.1, 1.0, 10.0))
+    assert best.record["metrics"]["val_" + keys.MAE_CONFIG] == 0.2
+    assert table.loc[1.0, "chosen"] and table["chosen"].sum() == 1
+    assert table.loc[1.0, "effective_weight"] == 2.0
+
+
+def test_grid_runs_all_strategies_and_resumes(setting, tmp_path):
+    configs, splits, _, grid = setting
+    specs = specs_for(["schnet"], (0,), tukey_ablation=True)
+    first = run_grid(configs, splits, (0,), EIPS, specs, grid, tmp_path, log=lambda *_: None)
+    assert list(first["tag"]) == ["baseline", "la", "mp", "mp+la", "la-notukey"]
+    assert np.isfinite(first["test_" + keys.MAE_CONFIG]).all()
+    la = first.set_index("tag").loc["la"]
+    n_dft = (splits[0] == keys.TRAIN).sum()
+    assert la["alpha"] == 1.0
+    assert la["effective_weight"] == pytest.approx(1.0 * n_dft / la["n_aug"] if la["n_aug"] else 0.0)
+    results = sorted(tmp_path.glob("runs/*/*/seed0/result.json"))
+    stamps = [p.stat().st_mtime_ns for p in results]
+    again = run_grid(configs, splits, (0,), EIPS, specs, grid, tmp_path, log=lambda *_: None)
+    assert [p.stat().st_mtime_ns for p in results] == stamps  # nothing re-run
+    pd.testing.assert_frame_equal(first.drop(columns=["wall_time_s"]), again.drop(columns=["wall_time_s"]))
+    assert len(collect_results(tmp_path)) == len(specs)
+    selection = json.loads((tmp_path / "la/schnet/all/seed0/classifier.json").read_text())
+    assert selection["n_pool"] == (splits[0] == keys.POOL).sum()
