@@ -14,10 +14,10 @@ import torch
 from eiplab import keys
 from eiplab.data import load_dataset, paper_splits
 from eiplab.strategies import augment
-from eiplab.strategies.pretrain import fit_scaler, for_finetuning, load_pretrained, pretrain
 from eiplab.strategies.classifier import select_pool, train_classifier
 from eiplab.strategies.experiment import prepare_experiment
 from eiplab.strategies.grid import collect_results, grid_from_profile, run_grid, specs_for
+from eiplab.strategies.pretrain import fit_scaler, for_finetuning, load_pretrained, pretrain
 
 pytest.importorskip("kimpy")
 pytestmark = pytest.mark.kim
