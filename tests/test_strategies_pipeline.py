@@ -124,3 +124,17 @@ def test_grid_runs_all_strategies_and_resumes(setting, tmp_path):
     assert len(collect_results(tmp_path)) == len(specs)
     selection = json.loads((tmp_path / "la/schnet/all/seed0/classifier.json").read_text())
     assert selection["n_pool"] == (splits[0] == keys.POOL).sum()
+
+
+def test_la_with_a_hand_picked_eip_and_alpha(setting):
+    from eiplab.strategies.explore import la_with_choice
+
+    _, splits, exp, grid = setting
+    result = la_with_choice(exp, grid.model_configs["schnet"], grid.train, [EIPS[1]], alpha=0.5)
+    assert set(result["picked_per_eip"]) <= {EIPS[1]}
+    n_dft = (splits[0] == keys.TRAIN).sum()
+    expected = 0.5 * n_dft / result["n_aug"] if result["n_aug"] else 0.0
+    assert result["effective_weight"] == pytest.approx(expected)
+    assert np.isfinite(result["test_" + keys.MAE_CONFIG])
+    with pytest.raises(ValueError, match="at least one EIP"):
+        la_with_choice(exp, grid.model_configs["schnet"], grid.train, [], alpha=0.5)
