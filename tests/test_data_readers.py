@@ -158,3 +158,12 @@ def test_duplicate_ids_refused(tmp_path):
     b = a.copy()
     with pytest.raises(DataError, match="'same'"):
         ConfigSet([a, b], name="dup")
+
+
+def test_extxyz_with_forces_but_no_energy_is_unlabelled(tmp_path):
+    a = bulk("Si", "diamond", a=5.43)
+    a.calc = SinglePointCalculator(a, forces=np.ones((2, 3)))
+    write(tmp_path / "f.xyz", a, format="extxyz")
+    (cfg,) = load_dataset(tmp_path / "f.xyz")
+    assert keys.ENERGY_DFT not in cfg.info
+    np.testing.assert_allclose(cfg.arrays[keys.FORCES_DFT], 1.0)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 from ase import Atoms
+from ase.calculators.calculator import PropertyNotImplementedError
 from ase.data import chemical_symbols
 
 from .. import keys
@@ -56,7 +57,7 @@ def _energy_of(atoms: Atoms, energy_key: str | None) -> float | None:
     if energy_key in (None, "energy") and atoms.calc is not None:
         try:
             return float(atoms.get_potential_energy())
-        except Exception:  # noqa: BLE001 -- a SinglePointCalculator without energy
+        except PropertyNotImplementedError:  # a calculator that holds forces but no energy
             return None
     return None
 

@@ -15,10 +15,7 @@ from ..eips import SpeciesAligner, parity_figure, spec_for, table2
 
 
 def _name(model_id: str) -> str:
-    try:
-        return spec_for(model_id).name
-    except Exception:  # noqa: BLE001 -- any installed KIM model without a Table 2 entry
-        return model_id
+    return spec_for(model_id).name  # the id itself for models outside Table 2
 
 
 def eip_benchmark_panel(configs: ConfigSet, tidy: pd.DataFrame, split: pd.Series, model_ids: Sequence[str]) -> widgets.VBox:
