@@ -138,3 +138,23 @@ def test_la_with_a_hand_picked_eip_and_alpha(setting):
     assert np.isfinite(result["test_" + keys.MAE_CONFIG])
     with pytest.raises(ValueError, match="at least one EIP"):
         la_with_choice(exp, grid.model_configs["schnet"], grid.train, [], alpha=0.5)
+
+
+def test_confidence_group_runs_reuse_classifier_and_alpha(setting, tmp_path):
+    from eiplab.strategies.confidence import confidence_groups
+
+    configs, splits, _, grid = setting
+    grid = replace(grid, alphas=(0.5, 2.0))
+    specs = specs_for(["schnet"], (0,), ["la"], confidence=True)
+    results = run_grid(configs, splits, (0,), EIPS, specs, grid, tmp_path, log=lambda *_: None).set_index("tag")
+    assert list(results.index) == ["la", "la{low}", "la{medium}", "la{high}"]
+    selection = pd.read_csv(tmp_path / "la/schnet/all/seed0/selection.csv", index_col=keys.CONFIG_ID)
+    groups = confidence_groups(selection)
+    for g in ("low", "medium", "high"):
+        row = results.loc[f"la{{{g}}}"]
+        assert row["alpha"] == results.loc["la", "alpha"]  # the full LA run's validation choice, no new tuning
+        assert row["n_aug"] == (groups == g).sum()
+        lo, hi = row["confidence_range"]
+        assert selection.loc[groups.index[groups == g], "confidence"].between(lo, hi).all()
+    assert sum(results.loc[f"la{{{g}}}", "n_aug"] for g in ("low", "medium", "high")) == results.loc["la", "n_aug"]
+    assert len(list(tmp_path.glob("la/schnet/*/seed0/classifier.json"))) == 1  # one classifier for all groups

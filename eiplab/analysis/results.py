@@ -50,11 +50,33 @@ def table4(results: pd.DataFrame, decimals: int = 4) -> pd.DataFrame:
     return table.reindex(["w/o Tukey", "w/ Tukey"])
 
 
+def _with_defaults(results: pd.DataFrame) -> pd.DataFrame:
+    """Records written before a RunSpec field existed get its default."""
+    df = results.copy()
+    for col, default in (("subset", "all"), ("tukey", True), ("group", "all")):
+        df[col] = df[col].fillna(default) if col in df else default
+    return df
+
+
+def table5(results: pd.DataFrame, decimals: int = 4) -> pd.DataFrame:
+    """Table 5: test MAE after adding each confidence group (low / medium / high) of the
+    LA-selected configs to the DFT training set, per model; the baseline and the full LA run
+    (all selected configs) are shown alongside when present."""
+    df = _with_defaults(results)
+    df = df[(df["tag"] == "baseline") | ((df["strategy"] == "la") & (df["subset"] == "all") & df["tukey"].astype(bool))]
+    order = ["baseline", "low", "medium", "high", "all"]
+    df["confidence"] = ["baseline" if t == "baseline" else g for t, g in zip(df["tag"], df["group"], strict=True)]
+    df["order"] = df["confidence"].map(order.index)
+    df = df.sort_values(["model", "order", "seed"])
+    table = mean_std_table(df, ["model", "confidence"], [TEST_CONFIG, TEST_ATOM], decimals)
+    table.columns = ["Config (eV)", "Atom (eV/atom)"]
+    return table.rename(index={"all": "all selected (LA)"}, level="confidence")
+
+
 def table7(results: pd.DataFrame, decimals: int = 4) -> pd.DataFrame:
     """Table 7: LA and MP with EIP subsets (all, best, worst, best+worst) against the baseline."""
-    df = results.copy()
-    df["subset"] = df["subset"].fillna("all")
-    df = df[(df["tag"] == "baseline") | df["strategy"].isin(["la", "mp"]) & df["tukey"].fillna(True).astype(bool)]
+    df = _with_defaults(results)
+    df = df[(df["tag"] == "baseline") | df["strategy"].isin(["la", "mp"]) & df["tukey"].astype(bool) & (df["group"] == "all")]
     df["row"] = [("Baseline", "-") if t == "baseline" else ("+" + s.upper(), sub) for t, s, sub in zip(df["tag"], df["strategy"], df["subset"], strict=True)]
     df["strategy_row"] = [r[0] for r in df["row"]]
     df["EIPs"] = [r[1] for r in df["row"]]
@@ -107,3 +129,16 @@ def classifier_summary(grid_dir) -> pd.DataFrame:
         rows.append({"model": f.parts[-4], "subset": f.parts[-3], "seed": int(f.parts[-2][4:]),
                      "val_accuracy": d["val_accuracy"], "n_selected": d["n_selected"], "n_pool": d["n_pool"]})
     return pd.DataFrame(rows)
+
+
+def confidence_figure(results: pd.DataFrame):
+    """Bar chart of Table 5: test config MAE (eV) per confidence group, mean and std over splits."""
+    df = _with_defaults(results)
+    df = df[(df["tag"] == "baseline") | ((df["strategy"] == "la") & (df["subset"] == "all") & df["tukey"].astype(bool))]
+    df = df.assign(training=["DFT only" if t == "baseline" else ("DFT + all selected" if g == "all" else f"DFT + {g}")
+                             for t, g in zip(df["tag"], df["group"], strict=True)])
+    order = ["DFT only", "DFT + low", "DFT + medium", "DFT + high", "DFT + all selected"]
+    stats = df.groupby(["model", "training"])[TEST_CONFIG].agg(["mean", "std"]).reset_index()
+    return px.bar(stats, x="training", y="mean", error_y="std", color="model", barmode="group",
+                  category_orders={"training": order}, labels={"mean": "test config MAE (eV)", "training": ""},
+                  title="Adding one confidence group of EIP-labelled configs (Table 5)")

@@ -24,8 +24,9 @@ from .. import keys
 from ..data import ConfigSet
 from ..models import ModelConfig
 from ..training import TrainSettings, fit_energy_model
-from .augment import ALPHA_GRID, select_alpha
+from .augment import ALPHA_GRID, fit_augmented, select_alpha
 from .classifier import select_pool, train_classifier
+from .confidence import CONFIDENCE_GROUPS, confidence_groups
 from .experiment import Experiment, prepare_experiment
 from .labels import DEFAULT_TAU
 from .pretrain import PRETRAINED_FILE, for_finetuning, load_pretrained, pretrain
@@ -45,6 +46,9 @@ class RunSpec:
         seed: split seed.
         subset: EIP subset ("all", "best", "worst", "best+worst"; Table 7).
         tukey: Tukey term (True) or plain MSE on EIP labels (Table 4).
+        group: confidence group of the LA-selected configs ("all", "low", "medium", "high";
+            Table 5). A group run reuses the classifier and the alpha chosen on validation by
+            the full LA run of the same split (no new tuning).
     """
 
     model: str
@@ -52,6 +56,13 @@ class RunSpec:
     seed: int
     subset: str = "all"
     tukey: bool = True
+    group: str = "all"
+
+    def __post_init__(self) -> None:
+        if self.group != "all" and self.strategy != "la":
+            raise ValueError(f"confidence group {self.group!r} needs strategy 'la', not {self.strategy!r}")
+        if self.group not in ("all", *CONFIDENCE_GROUPS):
+            raise ValueError(f"unknown confidence group {self.group!r}; choose from {('all', *CONFIDENCE_GROUPS)}")
 
     @property
     def tag(self) -> str:
@@ -60,6 +71,8 @@ class RunSpec:
             tag += f"[{self.subset}]"
         if not self.tukey and "la" in self.strategy:
             tag += "-notukey"
+        if self.group != "all":
+            tag += f"{{{self.group}}}"
         return tag
 
 
@@ -97,14 +110,27 @@ def _write(path: Path, record: dict) -> None:
     tmp.replace(path / RESULT_FILE)
 
 
-def _pretrained(out: Path, spec: RunSpec, exp: Experiment, grid: GridConfig, log) -> object:
-    folder = out / "pretrain" / spec.model / spec.subset
+def pretrained_backbone(out: str | Path, model: str, exp: Experiment, grid: GridConfig, *, subset: str = "all", log=print):
+    """The MP-pretrained network (K-output head) of ``model``: loaded from ``out/pretrain``, or
+    pretrained on the experiment's pool configs (no DFT) and stored there first."""
+    folder = Path(out) / "pretrain" / model / subset
     if (folder / PRETRAINED_FILE).exists():
         return load_pretrained(folder)
-    log(f"[grid] pretraining {spec.model} on {len(exp.parts[keys.POOL])} pool configs x {len(exp.model_ids)} EIPs")
+    log(f"[grid] pretraining {model} on {len(exp.parts[keys.POOL])} pool configs x {len(exp.model_ids)} EIPs")
     settings = replace(grid.train, seed=0)
-    result = pretrain(exp.parts[keys.POOL], exp.aligned, exp.model_ids, grid.model_configs[spec.model], settings, out_dir=folder)
+    result = pretrain(exp.parts[keys.POOL], exp.aligned, exp.model_ids, grid.model_configs[model], settings, out_dir=folder)
     return result.model
+
+
+def _pretrained(out: Path, spec: RunSpec, exp: Experiment, grid: GridConfig, log) -> object:
+    return pretrained_backbone(out, spec.model, exp, grid, subset=spec.subset, log=log)
+
+
+def pool_selection(out: str | Path, model: str, seed: int, exp: Experiment, grid: GridConfig, *, subset: str = "all",
+                   log=print) -> pd.DataFrame:
+    """The LA classifier's selection over the pool of split ``seed`` (see ``select_pool``):
+    loaded from ``out/la``, or the classifier is trained and its selection stored first."""
+    return _selection(Path(out), RunSpec(model, "la", seed, subset=subset), exp, grid, log)
 
 
 def _selection(out: Path, spec: RunSpec, exp: Experiment, grid: GridConfig, log) -> pd.DataFrame:
@@ -141,6 +167,15 @@ def run_one(spec: RunSpec, base: Experiment, grid: GridConfig, out: Path, log=pr
         model = for_finetuning(_pretrained(out, spec, exp, grid, log))
         fit = fit_energy_model(exp.parts[keys.TRAIN], exp.parts[keys.VAL], exp.parts[keys.TEST],
                                model=model, settings=settings, out_dir=folder, run_info=info)
+    elif spec.group != "all":
+        selection = _selection(out, spec, exp, grid, log)
+        full = run_one(replace(spec, group="all"), base, grid, out, log=log)
+        group = confidence_groups(selection)
+        ids = group.index[group == spec.group]
+        fit, info = fit_augmented(exp, selection, grid.model_configs[spec.model], settings, alpha=full["alpha"],
+                                  tukey=spec.tukey, group=ids, out_dir=folder, run_info=info)
+        extra.update({k: info[k] for k in ("alpha", "effective_weight", "n_aug")})
+        extra["confidence_range"] = [float(selection.loc[ids, "confidence"].min()), float(selection.loc[ids, "confidence"].max())]
     elif spec.strategy in ("la", "mp+la"):
         selection = _selection(out, spec, exp, grid, log)
         if spec.strategy == "la":
@@ -234,9 +269,11 @@ def grid_from_profile(profile: str, configs: ConfigSet, models: Sequence[str] | 
 
 
 def specs_for(models: Sequence[str], seeds: Sequence[int], strategies: Sequence[str] = STRATEGIES,
-              tukey_ablation: bool = False, subsets: Sequence[str] = ()) -> list[RunSpec]:
-    """Grid cells: every model x strategy x seed, plus the Table 4 and Table 7 ablations if asked."""
+              tukey_ablation: bool = False, subsets: Sequence[str] = (), confidence: bool = False) -> list[RunSpec]:
+    """Grid cells: every model x strategy x seed, plus the Table 4, 5 and 7 runs if asked."""
     specs = [RunSpec(m, s, k) for m in models for s in strategies for k in seeds]
+    if confidence:
+        specs += [RunSpec(m, "la", k, group=g) for m in models for g in CONFIDENCE_GROUPS for k in seeds]
     if tukey_ablation:
         specs += [RunSpec(m, "la", k, tukey=False) for m in models for k in seeds]
     for sub in subsets:
