@@ -23,6 +23,7 @@ import numpy as np
 from ase import Atoms
 
 from eiplab import keys
+from eiplab.data.random_cells import random_cell
 from eiplab.eips import label_dataset, labelling, list_installed
 
 MODELS = [
@@ -36,27 +37,9 @@ def random_si(n_configs: int, seed: int = 0) -> list[Atoms]:
     """Random Si crystals of 1-16 atoms, 14-24 A^3/atom, no pair closer than 2.0 A."""
     rng = np.random.default_rng(seed)
     out = []
-    while len(out) < n_configs:
-        n = int(rng.integers(1, 17))
-        length = (n * rng.uniform(14, 24)) ** (1 / 3)
-        cell = np.diag(rng.uniform(0.8, 1.2, 3) * length) + rng.normal(0, 0.1 * length, (3, 3))
-        if abs(np.linalg.det(cell)) < 0.5 * length**3 or np.linalg.norm(cell, axis=1).min() < 2.2:
-            continue
-        frac: list[np.ndarray] = []
-        for _ in range(100 * n):
-            trial = rng.random(3)
-            if frac:
-                delta = np.array(frac) - trial
-                delta -= np.round(delta)
-                if np.linalg.norm(delta @ cell, axis=1).min() < 2.0:
-                    continue
-            frac.append(trial)
-            if len(frac) == n:
-                break
-        if len(frac) < n:
-            continue
-        atoms = Atoms("Si" * n, scaled_positions=np.array(frac), cell=cell, pbc=True)
-        atoms.info[keys.CONFIG_ID] = f"si-{len(out):05d}"
+    for k in range(n_configs):
+        atoms = random_cell(rng, ["Si"], int(rng.integers(1, 17)), rng.uniform(14, 24), 2.0, skew=0.1)
+        atoms.info[keys.CONFIG_ID] = f"si-{k:05d}"
         out.append(atoms)
     return out
 

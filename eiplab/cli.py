@@ -32,7 +32,7 @@ def _cmd_grid(args) -> int:
     eips = args.eips or [m.model_id for m in models_for_dataset(configs)]
     grid = grid_from_profile(args.profile, configs, models=args.models, device=args.device, progress=args.progress)
     specs = specs_for(list(grid.model_configs), seeds, args.strategies, tukey_ablation=args.ablations,
-                      subsets=("best", "worst", "best+worst") if args.ablations else ())
+                      subsets=("best", "worst", "best+worst") if args.ablations else (), confidence=args.confidence)
     print(f"[grid] {len(specs)} runs on {configs.name} ({len(configs)} configs), profile {args.profile}, runs in {args.grid_dir}")
     run_grid(configs, splits, seeds, eips, specs, grid, args.grid_dir, n_jobs=prof.n_jobs)
     results = collect_results(args.grid_dir)
@@ -42,6 +42,8 @@ def _cmd_grid(args) -> int:
     if args.ablations:
         save_table(res.table4(results), args.tables, "table4")
         save_table(res.table7(results), args.tables, "table7")
+    if args.confidence:
+        save_table(res.table5(results), args.tables, "table5")
     print(res.table3(results).to_string())
     return 0
 
@@ -98,6 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--models", nargs="*", help="default: the profile's models")
     g.add_argument("--strategies", nargs="*", default=["baseline", "la", "mp", "mp+la"])
     g.add_argument("--ablations", action="store_true", help="also Table 4 (Tukey) and Table 7 (EIP subsets)")
+    g.add_argument("--confidence", action="store_true",
+                   help="also Table 5: LA retrained on DFT + each confidence group (low/medium/high)")
     g.add_argument("--seeds", nargs="*", type=int, help="split seeds (default: the profile's)")
     g.add_argument("--eips", nargs="*", help="KIM model ids (default: Table 2 EIPs of the dataset)")
     g.add_argument("--grid-dir", default=".cache/grid", help="where runs and checkpoints are stored")

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Idempotent set-up of eiplab on a fresh Debian/Ubuntu machine (pip route).
-#  1. Debian packages: the KIM API and the OpenKIM models (apt-get when root).
+#  1. Debian packages: the KIM API, the OpenKIM models, libxc + OpenBLAS for GPAW (apt-get when root).
 #  2. A virtual environment in .venv (override with EIPLAB_VENV).
 #  3. torch==2.13.0 FIRST (an unpinned torch pulls a multi-GB CUDA build), then the pinned rest
-#     (kimpy builds from source against the KIM API: about 5 minutes, once).
+#     (kimpy builds from source against the KIM API: about 5 minutes, once; gpaw is built
+#     before them with CC=g++, about 2 minutes, once).
 #  4. eiplab itself (editable) and a Jupyter kernel "eiplab" for the venv.
 # A finished step is skipped on the next run (a stamp file records the requirements' hash).
 set -euo pipefail
@@ -11,7 +12,7 @@ cd "$(dirname "$0")/.."
 VENV=${EIPLAB_VENV:-.venv}
 PY=${PYTHON:-python3}
 
-need_debs=(libkim-api-dev openkim-models pkg-config)
+need_debs=(libkim-api-dev openkim-models pkg-config libxc-dev libopenblas-dev)
 missing=()
 for d in "${need_debs[@]}"; do
   dpkg -s "$d" >/dev/null 2>&1 || missing+=("$d")
@@ -51,6 +52,11 @@ fi
 if ! "$VPY" -c "import torch, sys; sys.exit(torch.__version__.split('+')[0] != '2.13.0')" 2>/dev/null; then
   echo "[setup] installing torch==2.13.0 (CPU build) first"
   "$VPY" -m pip install -q torch==2.13.0
+fi
+if ! "$VPY" -c "import gpaw, sys; sys.exit(gpaw.__version__ != '26.7.0')" 2>/dev/null; then
+  # GPAW's C extension is built with CC=g++ (the tested route); libxc + OpenBLAS from Debian
+  echo "[setup] building gpaw==26.7.0 (CC=g++, ~2 min)"
+  CC=g++ "$VPY" -m pip install -q gpaw==26.7.0 gpaw-data==1.2.1
 fi
 echo "[setup] installing pinned requirements (kimpy compiles once, ~5 min)"
 "$VPY" -m pip install -q -r requirements.txt

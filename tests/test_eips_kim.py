@@ -7,6 +7,7 @@ import pytest
 from ase import Atoms
 
 from eiplab import keys
+from eiplab.data.random_cells import random_cell as make_random_cell
 from eiplab.eips import (
     KIMError,
     KIMModel,
@@ -46,43 +47,9 @@ def _kim_log_in_tmp(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # the KIM API writes kim.log into the working directory
 
 
-def random_cell(
-    rng: np.random.Generator, symbols: list[str], n: int, vol: float, d_min: float
-) -> Atoms:
-    """A random periodic cell of ``n`` atoms, ~``vol`` A^3/atom, no pair closer than d_min
-    (random sequential addition; the cell grows when it gets too full)."""
-    while True:
-        length = (n * vol) ** (1 / 3)
-        cell = np.diag(rng.uniform(0.8, 1.2, 3) * length) + rng.normal(0, 0.12 * length, (3, 3))
-        if abs(np.linalg.det(cell)) < 0.5 * length**3:
-            continue
-        if n == 1 and min(np.linalg.norm(cell, axis=1)) < d_min:
-            vol *= 1.2
-            continue
-        frac: list[np.ndarray] = []
-        for _ in range(200 * n):
-            trial = rng.random(3)
-            if frac:
-                delta = np.array(frac) - trial
-                delta -= np.round(delta)
-                # Minimum image by rounding (approximate for skewed cells; a filter only).
-                if np.linalg.norm(delta @ cell, axis=1).min() < d_min:
-                    continue
-            frac.append(trial)
-            if len(frac) == n:
-                break
-        if len(frac) < n:
-            vol *= 1.2
-            continue
-        atoms = Atoms(
-            [symbols[k] for k in rng.integers(0, len(symbols), n)],
-            scaled_positions=np.array(frac),
-            cell=cell,
-            pbc=True,
-        )
-        # Unwrapped positions must not matter.
-        atoms.positions += rng.normal(0, 3.0, (n, 3))
-        return atoms
+def random_cell(rng: np.random.Generator, symbols: list[str], n: int, vol: float, d_min: float) -> Atoms:
+    """A random cell with unwrapped positions (they must not matter)."""
+    return make_random_cell(rng, symbols, n, vol, d_min, unwrap=3.0)
 
 
 def config_set(rng: np.random.Generator, symbols: list[str], d_min: float) -> list[Atoms]:

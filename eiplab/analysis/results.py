@@ -131,6 +131,14 @@ def classifier_summary(grid_dir) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def confidence_runs(results: pd.DataFrame) -> pd.DataFrame:
+    """The confidence-group runs of ``results``: split, group, alpha (from the full LA run),
+    EIP-labelled configs added, the group's confidence range and the test MAEs."""
+    df = _with_defaults(results)
+    cols = ["model", "seed", "group", "alpha", "n_aug", "confidence_range", TEST_CONFIG, TEST_ATOM]
+    return df.loc[df["group"] != "all", [c for c in cols if c in df]].reset_index(drop=True)
+
+
 def confidence_figure(results: pd.DataFrame):
     """Bar chart of Table 5: test config MAE (eV) per confidence group, mean and std over splits."""
     df = _with_defaults(results)

@@ -1,0 +1,44 @@
+"""Train what notebooks 04 and 05 analyse, without the LA runs: the LA classifiers (one per split)
+and the MP-pretrained backbone of one network, stored in a grid folder (resumable).
+
+Usage: python scripts/prepare_analysis.py --profile cpu --model schnet --grid-dir .cache/grid/si-pyxtal-cpu
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import torch
+
+from eiplab.data import load_dataset, paper_splits
+from eiplab.eips import models_for_dataset
+from eiplab.profiles import get_profile
+from eiplab.strategies import grid_from_profile, prepare_experiment
+from eiplab.strategies.grid import pool_selection, pretrained_backbone
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--profile", default="cpu")
+    ap.add_argument("--dataset", default="si-pyxtal")
+    ap.add_argument("--model", default="schnet")
+    ap.add_argument("--grid-dir", required=True)
+    ap.add_argument("--threads", type=int, default=1)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    settings = get_profile(args.profile)
+    configs = load_dataset(args.dataset, limit=settings.limit)
+    splits = paper_splits(configs, seeds=settings.seeds)
+    eip_ids = [m.model_id for m in models_for_dataset(configs)]
+    grid = grid_from_profile(args.profile, configs, models=[args.model], progress=True)
+    for seed, split in zip(settings.seeds, splits, strict=True):
+        exp = prepare_experiment(configs, split, eip_ids, n_jobs=settings.n_jobs, progress=False)
+        sel = pool_selection(args.grid_dir, args.model, seed, exp, grid)
+        print(f"[prepare] {args.model} split {seed}: {int(sel['selected'].sum())} of {len(sel)} pool configs selected")
+        if seed == settings.seeds[0]:
+            pretrained_backbone(args.grid_dir, args.model, exp, grid)
+            print(f"[prepare] {args.model} pretrained backbone in {args.grid_dir}/pretrain/{args.model}/all")
+
+
+if __name__ == "__main__":
+    main()
