@@ -17,7 +17,6 @@ def _cmd_grid(args) -> int:
     import torch
 
     from .analysis import results as res
-    from .analysis.tables import save_table
     from .data import load_dataset, paper_splits
     from .eips import models_for_dataset
     from .profiles import get_profile
@@ -37,13 +36,48 @@ def _cmd_grid(args) -> int:
     run_grid(configs, splits, seeds, eips, specs, grid, args.grid_dir, n_jobs=prof.n_jobs)
     results = collect_results(args.grid_dir)
     results = results[results["model"].isin(list(grid.model_configs))]
-    save_table(results.drop(columns=["alpha_table", "eips"], errors="ignore"), args.tables, "runs")
-    save_table(res.table3(results), args.tables, "table3")
-    if args.ablations:
-        save_table(res.table4(results), args.tables, "table4")
-        save_table(res.table7(results), args.tables, "table7")
-    if args.confidence:
-        save_table(res.table5(results), args.tables, "table5")
+    write_tables(results, args.tables)
+    print(res.table3(results).to_string())
+    return 0
+
+
+def write_tables(results, out) -> list[str]:
+    """Write runs + every table the results support (3; 4, 5, 7 when their runs exist)."""
+    from .analysis import results as res
+    from .analysis.tables import save_table
+
+    save_table(results.drop(columns=["alpha_table", "eips"], errors="ignore"), out, "runs")
+    written = ["runs", "table3"]
+    save_table(res.table3(results), out, "table3")
+    tags = set(results["tag"])
+    if "la-notukey" in tags:
+        save_table(res.table4(results), out, "table4")
+        written.append("table4")
+    if any("{" in t for t in tags):
+        save_table(res.table5(results), out, "table5")
+        written.append("table5")
+    if any("[" in t for t in tags):
+        save_table(res.table7(results), out, "table7")
+        written.append("table7")
+    return written
+
+
+def _cmd_tables(args) -> int:
+    import pandas as pd
+
+    from .analysis import results as res
+    from .strategies.grid import export_records, load_records
+
+    results = pd.concat([load_records(f) for f in args.sources], ignore_index=True)
+    if args.models:
+        results = results[results["model"].isin(args.models)]
+    if results.empty:
+        raise SystemExit(f"no runs of {args.models} in {args.sources}")
+    written = write_tables(results, args.out)
+    if args.export_records:
+        for src in args.sources:
+            export_records(src, args.export_records, args.models)
+    print(f"[tables] {', '.join(written)} written to {args.out} from {len(results)} runs")
     print(res.table3(results).to_string())
     return 0
 
@@ -110,6 +144,13 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     g.add_argument("--progress", action="store_true", help="show per-epoch progress bars")
     g.set_defaults(func=_cmd_grid)
+
+    t = sub.add_parser("tables", help="rebuild Tables 3/4/5/7 from run records (grid folders or exported records)")
+    t.add_argument("sources", nargs="+", help="grid folders (with runs/) or folders of exported records")
+    t.add_argument("--out", required=True, help="where the CSV/HTML tables go")
+    t.add_argument("--models", nargs="*", help="only these networks")
+    t.add_argument("--export-records", metavar="DIR", help="also copy the runs' records into DIR (for reports/)")
+    t.set_defaults(func=_cmd_tables)
 
     d = sub.add_parser("datasets", help="list the built-in datasets")
     d.set_defaults(func=_cmd_datasets)

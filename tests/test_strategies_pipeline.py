@@ -124,6 +124,16 @@ def test_grid_runs_all_strategies_and_resumes(setting, tmp_path):
     assert len(collect_results(tmp_path)) == len(specs)
     selection = json.loads((tmp_path / "la/schnet/all/seed0/classifier.json").read_text())
     assert selection["n_pool"] == (splits[0] == keys.POOL).sum()
+    # exported records (as committed under reports/) rebuild the same tables
+    from eiplab.analysis import results as res
+    from eiplab.strategies.grid import export_records, load_records
+
+    written = export_records(tmp_path, tmp_path / "records")
+    assert (tmp_path / "records" / "schnet-la-seed0.run.json").exists()  # the chosen alpha's training record
+    assert (tmp_path / "records" / "classifier-schnet-all-seed0.json") in written
+    pd.testing.assert_frame_equal(res.table3(load_records(tmp_path / "records")), res.table3(first))
+    with pytest.raises(FileNotFoundError, match="no run records"):
+        load_records(tmp_path / "la")
 
 
 def test_la_with_a_hand_picked_eip_and_alpha(setting):

@@ -11,13 +11,19 @@ from .tables import mean_std_table
 TEST_CONFIG = "test_" + keys.MAE_CONFIG  # eV
 TEST_ATOM = "test_" + keys.MAE_ATOM  # eV/atom
 STRATEGY_ORDER = ("baseline", "la", "mp", "mp+la")
+MODEL_ORDER = ("soapnet", "schnet", "cgcnn", "gemnet")  # the paper's row order; other models follow
+
+
+def _model_rank(model: str) -> int:
+    return MODEL_ORDER.index(model) if model in MODEL_ORDER else len(MODEL_ORDER)
 
 
 def table3(results: pd.DataFrame, decimals: int = 4) -> pd.DataFrame:
     """Table 3: rows (model, strategy), columns Config (eV) and Atom (eV/atom) as mean (std) over splits."""
     df = results[results["tag"].isin(STRATEGY_ORDER)].copy()
     df["order"] = df["tag"].map(STRATEGY_ORDER.index)
-    df = df.sort_values(["model", "order", "seed"])
+    df["model_rank"] = df["model"].map(_model_rank)
+    df = df.sort_values(["model_rank", "model", "order", "seed"])
     table = mean_std_table(df, ["model", "tag"], [TEST_CONFIG, TEST_ATOM], decimals)
     table.columns = ["Config (eV)", "Atom (eV/atom)"]
     table.index.names = ["model", "strategy"]
