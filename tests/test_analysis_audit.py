@@ -138,3 +138,22 @@ def test_runspec_groups_and_table5_rows():
     assert ("+LA", "all") in res.table7(results).index
     assert res.table7(results).loc[("+LA", "all"), ("Config (eV)", "soapnet")].startswith("0.8500")
     assert res.confidence_figure(results).data
+
+
+def test_save_figure_keeps_html_when_png_export_fails(tmp_path):
+    import plotly.express as px
+
+    from eiplab.analysis.tables import save_figure
+
+    fig = px.scatter(x=[0, 1], y=[1, 0])
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("no browser")
+
+    fig.write_image = broken
+    with pytest.warns(UserWarning, match="PNG export of figure 'f' failed"):
+        path = save_figure(fig, tmp_path, "f", png=True)
+    assert path.exists() and not (tmp_path / "f.png").exists()
+    assert save_figure(fig, None, "f") is None
+    save_figure(fig, tmp_path / "no-png", "g", png=False)
+    assert [p.name for p in (tmp_path / "no-png").iterdir()] == ["g.html"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import pandas as pd
@@ -35,12 +36,27 @@ def save_table(df: pd.DataFrame, out_dir: str | Path | None, name: str) -> list[
     return [csv, html]
 
 
-def save_figure(fig, out_dir: str | Path | None, name: str) -> Path | None:
-    """Write a plotly figure as standalone HTML (papermill keeps no widget state)."""
+def png_export_available() -> bool:
+    """True when plotly can write PNG: kaleido is installed (it also needs a Chrome/Chromium)."""
+    import importlib.util
+
+    return importlib.util.find_spec("kaleido") is not None
+
+
+def save_figure(fig, out_dir: str | Path | None, name: str, png: bool | None = None) -> Path | None:
+    """Write a plotly figure as standalone HTML (papermill keeps no widget state), and as PNG
+    when ``png`` is True, or None and kaleido is installed (optional: ``pip install kaleido``
+    plus a Chrome/Chromium, e.g. Debian's ``chromium``). A failed PNG export warns; the HTML is
+    always written."""
     if out_dir is None:
         return None
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"{name}.html"
     fig.write_html(path, include_plotlyjs="cdn")
+    if png or (png is None and png_export_available()):
+        try:
+            fig.write_image(out / f"{name}.png", scale=2)
+        except Exception as err:  # kaleido/browser problems must not lose the run's other outputs
+            warnings.warn(f"PNG export of figure {name!r} failed ({err}); wrote {path} only", stacklevel=2)
     return path
