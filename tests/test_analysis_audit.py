@@ -102,6 +102,8 @@ def test_picks_by_phase_rows_sum_to_one_and_worst_picks_sorted():
     frac = audit.picks_by_phase(sel, pool, names={"A": "EIP A"})
     np.testing.assert_allclose(frac.sum(axis=1), 1.0)
     assert frac.loc["a", "EIP A"] == 0.5 and frac.loc["a", "none"] == 0.5
+    every = audit.picks_by_phase(sel, pool, names={"A": "EIP A"}, classes=["A", "B", "C", "none"])
+    assert list(every.columns) == ["EIP A", "B", "C", "none"] and (every["C"] == 0).all()
     worst = audit.worst_picks(sel, pool, n=2)
     assert list(worst.index) == ["c3", "c2"]
     assert worst[audit.ERROR].iloc[0] == pytest.approx(0.5)

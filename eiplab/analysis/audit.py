@@ -101,17 +101,23 @@ def table6(audits: pd.DataFrame, decimals: int = 1) -> pd.DataFrame:
     return table
 
 
-def picks_by_phase(selection: pd.DataFrame, pool: ConfigSet, names: dict[str, str] | None = None) -> pd.DataFrame:
+def picks_by_phase(selection: pd.DataFrame, pool: ConfigSet, names: dict[str, str] | None = None,
+                   classes: Sequence[str] | None = None) -> pd.DataFrame:
     """Fraction of each phase's pool configs assigned to each class (EIP or "none"); rows sum to 1.
 
-    ``names``: optional display names for the class ids (e.g. short EIP names).
+    ``names``: optional display names for the class ids (e.g. short EIP names); ``classes``: every
+    class id to show as a column, in order (never-picked EIPs get a column of zeros).
     """
     phase = pd.Series([a.info.get(keys.PHASE, "unknown") for a in pool], index=pd.Index(pool.ids, name=keys.CONFIG_ID),
                       name=keys.PHASE)
     picked = selection["model_id"].where(selection["selected"].astype(bool) | (selection["model_id"] == "none"), "EIP energy missing")
     if names:
         picked = picked.map(lambda m: names.get(m, m))
-    return pd.crosstab(phase.loc[selection.index], picked.rename("picked class"), normalize="index")
+    table = pd.crosstab(phase.loc[selection.index], picked.rename("picked class"), normalize="index")
+    if classes is not None:
+        shown = [names.get(c, c) if names else c for c in classes]
+        table = table.reindex(columns=shown + [c for c in table.columns if c not in shown], fill_value=0.0)
+    return table
 
 
 def picks_heatmap(fractions: pd.DataFrame, title: str = "Which EIP the classifier trusts, per phase"):
