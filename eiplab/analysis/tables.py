@@ -24,16 +24,20 @@ def mean_std_table(
     return out
 
 
-def save_table(df: pd.DataFrame, out_dir: str | Path | None, name: str) -> list[Path]:
-    """Write ``df`` as ``<name>.csv`` and ``<name>.html`` under ``out_dir`` (no-op if None)."""
+def save_table(df: pd.DataFrame, out_dir: str | Path | None, name: str, html: bool = True) -> list[Path]:
+    """Write ``df`` as ``<name>.csv`` and (unless ``html=False``, e.g. for long per-config
+    tables) ``<name>.html`` under ``out_dir`` (no-op if None)."""
     if out_dir is None:
         return []
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    csv, html = out / f"{name}.csv", out / f"{name}.html"
+    csv = out / f"{name}.csv"
     df.to_csv(csv)
-    html.write_text(df.to_html(border=0, float_format=lambda x: f"{x:.4g}"))
-    return [csv, html]
+    if not html:
+        return [csv]
+    page = out / f"{name}.html"
+    page.write_text(df.to_html(border=0, float_format=lambda x: f"{x:.4g}"))
+    return [csv, page]
 
 
 def png_export_available() -> bool:
