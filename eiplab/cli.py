@@ -82,6 +82,14 @@ def _cmd_tables(args) -> int:
     return 0
 
 
+def _cmd_dft_generate(args) -> int:
+    from .dft.cli_entry import dft_generate
+
+    report = dft_generate(args.dataset, args.out, n_workers=args.workers, eip_jobs=args.eip_jobs)
+    print(f"[dft-generate] {report}")
+    return 0 if report.get("finished") else 1
+
+
 def _cmd_datasets(args) -> int:
     from .data import BUILTIN, load_dataset
 
@@ -151,6 +159,14 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--models", nargs="*", help="only these networks")
     t.add_argument("--export-records", metavar="DIR", help="also copy the runs' records into DIR (for reports/)")
     t.set_defaults(func=_cmd_tables)
+
+    dg = sub.add_parser("dft-generate", help="generate configs + GPAW DFT + EIP energies for al-gpaw / agau-gpaw "
+                        "(resumable: re-run the same command after an interrupt)")
+    dg.add_argument("--dataset", required=True, choices=["al-gpaw", "agau-gpaw"])
+    dg.add_argument("--out", required=True, help="work folder (finished files are written there last)")
+    dg.add_argument("--workers", type=int, default=2, help="DFT worker processes (one thread each)")
+    dg.add_argument("--eip-jobs", type=int, default=1, help="processes for the EIP labelling")
+    dg.set_defaults(func=_cmd_dft_generate)
 
     d = sub.add_parser("datasets", help="list the built-in datasets")
     d.set_defaults(func=_cmd_datasets)

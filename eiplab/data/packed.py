@@ -19,7 +19,8 @@ _REQUIRED = ("config_id", "n_atoms", "numbers", "positions", "cell", "pbc")
 
 
 def save_packed(path: str | Path, configs: ConfigSet) -> None:
-    """Write ``configs`` to a compressed npz (DFT energies/forces, phase and source kept)."""
+    """Write ``configs`` to a compressed npz (DFT energies/forces, EIP energies, phase and
+    source kept)."""
     n = np.array([len(a) for a in configs], dtype=np.int32)
     arrays = {
         "config_id": np.array([a.info[keys.CONFIG_ID] for a in configs]),
@@ -34,6 +35,13 @@ def save_packed(path: str | Path, configs: ConfigSet) -> None:
     }
     if all(keys.FORCES_DFT in a.arrays for a in configs):
         arrays["forces_dft"] = np.concatenate([a.arrays[keys.FORCES_DFT] for a in configs])
+    models = sorted({m for a in configs for m in a.info.get(keys.ENERGY_EIP, {})})
+    if models:  # EIP energies: [n_configs, n_models] eV, NaN where missing or failed
+        arrays["eip_model_ids"] = np.array(models)
+        arrays["energy_eip"] = np.array(
+            [[a.info.get(keys.ENERGY_EIP, {}).get(m, np.nan) for m in models] for a in configs],
+            dtype=float,
+        )
     np.savez_compressed(path, **arrays)
 
 
@@ -52,6 +60,8 @@ def load_packed(path: str | Path, name: str) -> ConfigSet:
     starts = ends - n
     numbers, positions = data["numbers"], data["positions"]
     forces = data.get("forces_dft")
+    models = [str(m) for m in data.get("eip_model_ids", [])]
+    eip = data.get("energy_eip")
     configs = []
     for i in range(len(n)):
         sl = slice(starts[i], ends[i])
@@ -62,7 +72,9 @@ def load_packed(path: str | Path, name: str) -> ConfigSet:
             a.info[keys.ENERGY_DFT] = e
         a.info[keys.PHASE] = str(data["phase"][i])
         a.info[keys.SOURCE] = str(data["source"][i])
-        a.info[keys.ENERGY_EIP] = {}
+        a.info[keys.ENERGY_EIP] = (
+            {m: float(e) for m, e in zip(models, eip[i], strict=True)} if models else {}
+        )
         if forces is not None:
             a.arrays[keys.FORCES_DFT] = forces[sl].copy()
         configs.append(a)

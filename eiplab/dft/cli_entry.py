@@ -1,0 +1,251 @@
+"""``eiplab dft-generate``: make a built-in DFT dataset, resumably, in a work folder.
+
+Run it again and again (in the background, after a Ctrl-C or a kill): each run reuses the
+generated configurations, the DFT store and the EIP cache in ``out`` and only does what is
+missing. The packed dataset and its provenance are written only when every DFT config is
+finished (a failed SCF counts as finished: it is recorded with its reason).
+
+Files in ``out``: ``plan.json`` (what is being made), ``configs.npz`` (the generated
+configurations), ``dft.jsonl`` (the DFT store), ``eip-cache/`` (EIP energies), and at the end
+``{name}.npz``, ``{name}.roles.csv`` (``config_id,role`` with role labelled/audit/pool),
+``{name}.provenance.json``.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import os
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .. import __version__, keys
+from ..data.configset import ConfigSet
+from ..data.packed import load_packed, save_packed
+from .datasets import RECIPES, DatasetRecipe
+from .gpaw_calc import make_calculator
+from .runner import CalculatorFactory, label_dft
+from .store import DFTStore
+
+LABELLED, AUDIT, POOL = "labelled", "audit", "pool"
+
+
+def _version(dist: str) -> str:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _save_packed_atomic(path: Path, configs: ConfigSet) -> None:
+    tmp = path.with_name(path.stem + ".tmp.npz")
+    save_packed(tmp, configs)
+    os.replace(tmp, path)
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def assign_roles(ids: list[str], n_labelled: int, n_audit: int, seed: int) -> pd.Series:
+    """Seeded roles: ``n_labelled`` configs get DFT for train/val/test, ``n_audit`` pool
+    configs get hidden DFT for the classifier audit, the rest are pool (EIP energies only).
+
+    Returns:
+        Series indexed by config id (``keys.CONFIG_ID``), values labelled/audit/pool.
+    """
+    if n_labelled + n_audit > len(ids):
+        raise ValueError(f"{n_labelled} labelled + {n_audit} audit > {len(ids)} configs")
+    order = np.random.default_rng([seed, 7]).permutation(len(ids))
+    roles = np.full(len(ids), POOL, dtype=object)
+    roles[order[:n_labelled]] = LABELLED
+    roles[order[n_labelled : n_labelled + n_audit]] = AUDIT
+    return pd.Series(roles, index=pd.Index(ids, name=keys.CONFIG_ID), name="role")
+
+
+def dft_generate(
+    dataset: str,
+    out: str | os.PathLike,
+    *,
+    n_labelled: int | None = None,
+    n_pool: int | None = None,
+    n_audit: int | None = None,
+    seed: int | None = None,
+    n_workers: int = 2,
+    eip_jobs: int = 1,
+    label_eips: bool = True,
+    progress: bool = True,
+    calculator_factory: CalculatorFactory = make_calculator,
+) -> dict[str, Any]:
+    """Generate (or resume generating) a built-in DFT dataset in the folder ``out``.
+
+    Args:
+        dataset: ``"al-gpaw"`` or ``"agau-gpaw"`` (see :data:`eiplab.dft.datasets.RECIPES`).
+        out: work folder (created); rerun with the same folder to resume.
+        n_labelled, n_pool, n_audit, seed: override the recipe (small trial runs); a folder
+            keeps the plan it was started with: a different plan is refused.
+        n_workers: DFT worker processes (one thread each).
+        eip_jobs: worker processes for the EIP labelling.
+        label_eips: label every config with the system's Table 2 EIPs (needs the KIM API).
+        progress: progress bars.
+        calculator_factory: DFT calculator factory (GPAW; tests inject a cheap one).
+
+    Returns:
+        ``{"finished": bool, "dataset": path of the npz or None, "n_dft": done, "n_dft_total":
+        wanted, "failures": {config_id: reason}}``.
+
+    Raises:
+        KeyError: unknown dataset.
+        ValueError: ``out`` holds a different plan.
+    """
+    if dataset not in RECIPES:
+        raise KeyError(f"unknown DFT dataset {dataset!r}; known: {sorted(RECIPES)}")
+    r: DatasetRecipe = RECIPES[dataset]
+    plan = {
+        "dataset": r.name,
+        "system": r.system,
+        "seed": r.seed if seed is None else seed,
+        "n_labelled": r.n_labelled if n_labelled is None else n_labelled,
+        "n_pool": r.n_pool if n_pool is None else n_pool,
+        "n_audit": r.n_audit if n_audit is None else n_audit,
+        "dft": r.settings.as_dict(),
+    }
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    plan_path = out / "plan.json"
+    if plan_path.exists():
+        old = json.loads(plan_path.read_text())
+        if old != plan:
+            raise ValueError(
+                f"{out} holds a different plan ({plan_path}); use a new folder or the same "
+                f"options.\n  folder: {old}\n  asked:  {plan}"
+            )
+    else:
+        _atomic_write_text(plan_path, json.dumps(plan, indent=2) + "\n")
+
+    # 1. configurations (generated once, stored)
+    cfg_path = out / "configs.npz"
+    n_total = plan["n_labelled"] + plan["n_pool"]
+    if cfg_path.exists():
+        configs = load_packed(cfg_path, name=r.name)
+    else:
+        configs = r.generate(n_total, plan["seed"])
+        _save_packed_atomic(cfg_path, configs)
+    roles = assign_roles(configs.ids, plan["n_labelled"], plan["n_audit"], plan["seed"])
+
+    # 2. EIP energies of every config (cached, resumable; minutes: done first so that a
+    #    model that cannot load stops the run before hours of DFT)
+    eip_models: list[str] = []
+    if label_eips:
+        from ..eips.labelling import label_dataset
+        from ..eips.registry import models_for
+
+        df = label_dataset(
+            configs,
+            [s.model_id for s in models_for(r.system)],
+            cache_dir=out / "eip-cache",
+            n_jobs=eip_jobs,
+            progress=progress,
+        )
+        eip_models = list(df.columns)
+
+    # 3. DFT: the labelled configs first, then the audit subset
+    store = DFTStore(out / "dft.jsonl")
+    results = []
+    for role in (LABELLED, AUDIT):
+        subset = configs.subset(roles.index[roles == role])
+        if len(subset):
+            results.append(
+                label_dft(
+                    subset,
+                    r.settings,
+                    store,
+                    n_workers=n_workers,
+                    progress=progress,
+                    calculator_factory=calculator_factory,
+                    desc=f"DFT {r.name} {role}",
+                )
+            )
+    dft = pd.concat(results) if results else pd.DataFrame()
+    failures = {cid: reason for part in results for cid, reason in part.attrs["failures"].items()}
+
+    # 4. everything finished: write the dataset, its roles and its provenance (last)
+    final = out / f"{r.name}.npz"
+    _save_packed_atomic(final, configs)
+    roles_path = out / f"{r.name}.roles.csv"
+    roles.to_csv(roles_path.with_name(roles_path.name + ".tmp"))
+    os.replace(roles_path.with_name(roles_path.name + ".tmp"), roles_path)
+    prov = _provenance(r, plan, configs, roles, dft, failures, eip_models, final)
+    _atomic_write_text(out / f"{r.name}.provenance.json", json.dumps(prov, indent=2) + "\n")
+    return {
+        "finished": True,
+        "dataset": final,
+        "n_dft": int(len(dft)),
+        "n_dft_total": plan["n_labelled"] + plan["n_audit"],
+        "failures": failures,
+    }
+
+
+def _provenance(
+    r: DatasetRecipe,
+    plan: dict[str, Any],
+    configs: ConfigSet,
+    roles: pd.Series,
+    dft: pd.DataFrame,
+    failures: dict[str, str],
+    eip_models: list[str],
+    final: Path,
+) -> dict[str, Any]:
+    ok = dft["status"] == "ok" if len(dft) else pd.Series(dtype=bool)
+    phases = pd.Series([a.info.get(keys.PHASE, "unknown") for a in configs])
+    return {
+        "name": r.name,
+        "system": r.system,
+        "created_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "made_by": f"eiplab dft-generate --dataset {r.name} --out DIR (eiplab.dft.cli_entry)",
+        "generator": {
+            "function": f"eiplab.dft.datasets.RECIPES[{r.name!r}].generate",
+            "seed": plan["seed"],
+            "source": configs[0].info.get(keys.SOURCE, "") if len(configs) else "",
+            "n_configs": len(configs),
+            "phases": {str(k): int(v) for k, v in phases.value_counts().sort_index().items()},
+            "n_atoms": {
+                str(k): int(v)
+                for k, v in pd.Series(configs.n_atoms()).value_counts().sort_index().items()
+            },
+        },
+        "roles": {k: int(v) for k, v in roles.value_counts().items()},
+        "roles_file": f"{r.name}.roles.csv (labelled: DFT for train/val/test; audit: pool "
+        "configs whose DFT is hidden from training, for the classifier audit; pool: EIP only)",
+        "dft": {
+            "code": "GPAW",
+            "settings": r.settings.as_dict(),
+            "energy": "total energy extrapolated to zero smearing (GPAW get_potential_energy), eV",
+            "kpoints": "Monkhorst-Pack, ceil(2 pi |b_i| kpt_density) per reciprocal vector",
+            "n_ok_labelled": int(ok[roles.reindex(dft.index) == LABELLED].sum()) if len(dft) else 0,
+            "n_ok_audit": int(ok[roles.reindex(dft.index) == AUDIT].sum()) if len(dft) else 0,
+            "failures": failures,
+            "cpu_hours": round(float(dft["cpu_seconds"].sum()) / 3600, 3) if len(dft) else 0.0,
+        },
+        "eip_models": eip_models,
+        "code": {
+            "eiplab": __version__,
+            "gpaw": _version("gpaw"),
+            "gpaw-data": _version("gpaw-data"),
+            "ase": _version("ase"),
+            "numpy": _version("numpy"),
+            "kimpy": _version("kimpy"),
+        },
+        "sha256_npz": _sha256(final),
+    }
