@@ -64,12 +64,17 @@ def _with_defaults(results: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
+def _table5_runs(results: pd.DataFrame) -> pd.DataFrame:
+    """Baseline runs and LA runs with all EIPs and the Tukey term (full selection or one group)."""
+    df = _with_defaults(results)
+    return df[(df["tag"] == "baseline") | ((df["strategy"] == "la") & (df["subset"] == "all") & df["tukey"].astype(bool))]
+
+
 def table5(results: pd.DataFrame, decimals: int = 4) -> pd.DataFrame:
     """Table 5: test MAE after adding each confidence group (low / medium / high) of the
     LA-selected configs to the DFT training set, per model; the baseline and the full LA run
     (all selected configs) are shown alongside when present."""
-    df = _with_defaults(results)
-    df = df[(df["tag"] == "baseline") | ((df["strategy"] == "la") & (df["subset"] == "all") & df["tukey"].astype(bool))]
+    df = _table5_runs(results)
     order = ["baseline", "low", "medium", "high", "all"]
     df["confidence"] = ["baseline" if t == "baseline" else g for t, g in zip(df["tag"], df["group"], strict=True)]
     df["order"] = df["confidence"].map(order.index)
@@ -147,8 +152,7 @@ def confidence_runs(results: pd.DataFrame) -> pd.DataFrame:
 
 def confidence_figure(results: pd.DataFrame):
     """Bar chart of Table 5: test config MAE (eV) per confidence group, mean and std over splits."""
-    df = _with_defaults(results)
-    df = df[(df["tag"] == "baseline") | ((df["strategy"] == "la") & (df["subset"] == "all") & df["tukey"].astype(bool))]
+    df = _table5_runs(results)
     df = df.assign(training=["DFT only" if t == "baseline" else ("DFT + all selected" if g == "all" else f"DFT + {g}")
                              for t, g in zip(df["tag"], df["group"], strict=True)])
     order = ["DFT only", "DFT + low", "DFT + medium", "DFT + high", "DFT + all selected"]
