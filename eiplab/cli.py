@@ -29,7 +29,8 @@ def _cmd_grid(args) -> int:
     seeds = tuple(args.seeds) if args.seeds else prof.seeds
     splits = paper_splits(configs, seeds=seeds)
     eips = args.eips or [m.model_id for m in models_for_dataset(configs)]
-    grid = grid_from_profile(args.profile, configs, models=args.models, device=args.device, progress=args.progress)
+    grid = grid_from_profile(args.profile, configs, models=args.models, device=args.device, progress=args.progress,
+                             alphas=args.alphas)
     specs = specs_for(list(grid.model_configs), seeds, args.strategies, tukey_ablation=args.ablations,
                       subsets=("best", "worst", "best+worst") if args.ablations else (), confidence=args.confidence)
     print(f"[grid] {len(specs)} runs on {configs.name} ({len(configs)} configs), profile {args.profile}, runs in {args.grid_dir}")
@@ -146,6 +147,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also Table 5: LA retrained on DFT + each confidence group (low/medium/high)")
     g.add_argument("--seeds", nargs="*", type=int, help="split seeds (default: the profile's)")
     g.add_argument("--eips", nargs="*", help="KIM model ids (default: Table 2 EIPs of the dataset)")
+    g.add_argument("--alphas", nargs="*", type=float,
+                   help="LA alpha grid (default: the profile's); finished LA runs chosen from another grid are redone, "
+                        "reusing each alpha's finished fit")
     g.add_argument("--grid-dir", default=".cache/grid", help="where runs and checkpoints are stored")
     g.add_argument("--tables", default="results/grid", help="where the CSV/HTML tables go")
     g.add_argument("--device", default="auto")

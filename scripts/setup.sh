@@ -23,11 +23,20 @@ if [ ${#missing[@]} -gt 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
     apt-get install -y -qq "${missing[@]}" >/dev/null
-  elif ! pkg-config --exists libkim-api 2>/dev/null; then
-    echo "[setup] The KIM API is missing. Run once as root:" >&2
-    echo "    sudo apt-get install -y ${missing[*]}" >&2
-    echo "or use the conda route: conda env create -f environment.yml" >&2
-    exit 1
+  else
+    # not root: stop with a one-line hint unless what is missing is already there another way
+    # (a KIM API built from source, libxc from elsewhere, or GPAW already built in the venv)
+    problems=()
+    pkg-config --exists libkim-api 2>/dev/null || problems+=("the KIM API (for kimpy)")
+    if ! "${VENV}/bin/python" -c "import gpaw" 2>/dev/null && ! pkg-config --exists libxc 2>/dev/null; then
+      problems+=("libxc (for building GPAW)")
+    fi
+    if [ ${#problems[@]} -gt 0 ]; then
+      echo "[setup] Missing: $(IFS=';'; echo "${problems[*]}"). Run once as root:" >&2
+      echo "    sudo apt-get install -y ${missing[*]}" >&2
+      echo "or use the conda route: conda env create -f environment.yml" >&2
+      exit 1
+    fi
   fi
 fi
 

@@ -168,3 +168,27 @@ def test_confidence_group_runs_reuse_classifier_and_alpha(setting, tmp_path):
         assert selection.loc[groups.index[groups == g], "confidence"].between(lo, hi).all()
     assert sum(results.loc[f"la{{{g}}}", "n_aug"] for g in ("low", "medium", "high")) == results.loc["la", "n_aug"]
     assert len(list(tmp_path.glob("la/schnet/*/seed0/classifier.json"))) == 1  # one classifier for all groups
+
+
+def test_a_new_alpha_grid_redoes_the_choice_but_not_the_finished_fits(setting, tmp_path):
+    from eiplab.strategies.grid import alphas_tried
+
+    configs, splits, _, grid = setting
+    specs = specs_for(["schnet"], (0,), ["la"], confidence=True)
+    quiet = {"log": lambda *_: None}
+    run_grid(configs, splits, (0,), EIPS, specs, replace(grid, alphas=(1.0,)), tmp_path, **quiet)
+    fit_1 = tmp_path / "runs/schnet/la/seed0/alpha_1/checkpoint_last.pt"
+    stamp = fit_1.stat().st_mtime_ns
+    messages = []
+    wider = run_grid(configs, splits, (0,), EIPS, specs, replace(grid, alphas=(1.0, 0.25)), tmp_path,
+                     log=messages.append).set_index("tag")
+    assert alphas_tried(wider.loc["la"].to_dict()) == [0.25, 1.0]
+    assert fit_1.stat().st_mtime_ns == stamp  # alpha 1's finished fit is reused, only alpha 0.25 trains
+    assert (tmp_path / "runs/schnet/la/seed0/alpha_0.25/checkpoint_last.pt").exists()
+    assert any("redoing" in m and "la seed 0" in m for m in messages)
+    chosen = wider.loc["la", "alpha"]
+    for g in ("low", "medium", "high"):  # group runs follow the full run's (possibly new) choice
+        assert wider.loc[f"la{{{g}}}", "alpha"] == chosen
+    before = len(messages)
+    again = run_grid(configs, splits, (0,), EIPS, specs, replace(grid, alphas=(0.25, 1.0)), tmp_path, log=messages.append)
+    assert len(again) == len(specs) and messages[before:] == []  # same grid (in any order): nothing redone

@@ -103,6 +103,26 @@ def _done(path: Path) -> dict | None:
     return json.loads(f.read_text()) if f.exists() else None
 
 
+def alphas_tried(record: dict) -> list[float]:
+    """The alpha grid an LA / MP+LA run chose its alpha from (sorted; empty for other runs)."""
+    return sorted(float(row["alpha"]) for row in record.get("alpha_table", []))
+
+
+def _stale(record: dict, spec: RunSpec, grid: GridConfig, out: Path) -> str | None:
+    """Why a finished run no longer matches the grid (None when it still does): an LA run chose
+    its alpha from another alpha grid, or a confidence-group run used an alpha its full LA run no
+    longer chose. Redoing it retrains only what is missing (each alpha's fit resumes)."""
+    if spec.strategy in ("la", "mp+la") and spec.group == "all":
+        tried = alphas_tried(record)
+        if tried != sorted(float(a) for a in grid.alphas):
+            return f"alpha chosen from {tried}, grid is {sorted(grid.alphas)}"
+    if spec.group != "all":
+        full = _done(out / "runs" / spec.model / replace(spec, group="all").tag / f"seed{spec.seed}")
+        if full is not None and float(full["alpha"]) != float(record["alpha"]):
+            return f"used alpha {record['alpha']:g}, the full LA run now chooses {full['alpha']:g}"
+    return None
+
+
 def _write(path: Path, record: dict) -> None:
     path.mkdir(parents=True, exist_ok=True)
     tmp = path / (RESULT_FILE + ".tmp")
@@ -154,7 +174,10 @@ def run_one(spec: RunSpec, base: Experiment, grid: GridConfig, out: Path, log=pr
     folder = out / "runs" / spec.model / spec.tag / f"seed{spec.seed}"
     done = _done(folder)
     if done is not None:
-        return done
+        why = _stale(done, spec, grid, out)
+        if why is None:
+            return done
+        log(f"[grid] {spec.model} {spec.tag} seed {spec.seed}: redoing ({why})")
     exp = restrict(base, eip_subset(base, spec.subset))
     settings = replace(grid.train, seed=spec.seed)
     info = {"dataset": grid.dataset, "split": spec.seed, "strategy": spec.tag}
@@ -284,9 +307,11 @@ def default_cutoff(species: Sequence[str]) -> float:
 
 
 def grid_from_profile(profile: str, configs: ConfigSet, models: Sequence[str] | None = None,
-                      device: str = "auto", progress: bool = False, **model_options) -> GridConfig:
+                      device: str = "auto", progress: bool = False, alphas: Sequence[float] | None = None,
+                      **model_options) -> GridConfig:
     """A GridConfig with a profile's epochs, alpha grid and models (paper: A.4 settings).
 
+    ``alphas`` replaces the profile's alpha grid (say so wherever the tables are reported);
     ``model_options`` override ModelConfig fields (e.g. ``width=16`` for tests).
     """
     from ..profiles import get_profile
@@ -302,7 +327,7 @@ def grid_from_profile(profile: str, configs: ConfigSet, models: Sequence[str] | 
             m: complete_config(ModelConfig(m, cutoff=cutoff, **{"width": prof.width, "n_layers": prof.n_layers, **model_options}), configs)
             for m in names
         },
-        alphas=prof.alphas,
+        alphas=tuple(float(a) for a in alphas) if alphas else prof.alphas,
     )
 
 

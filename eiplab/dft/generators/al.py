@@ -69,94 +69,78 @@ def _trajectories(count: int, per: int, min_runs: int) -> list[int]:
     return [count // n + (1 if k < count % n else 0) for k in range(n)]
 
 
-def _fcc_thermal(rng, count, calc, per, scale) -> list[Atoms]:
+def _md_family(
+    rng,
+    count: int,
+    calc,
+    per: int,
+    scale: float,
+    *,
+    temperatures: tuple[float, ...],
+    cells: tuple,
+    start,
+    phase,
+    equilibrate: int,
+    every: int = 25,
+    melt: tuple[float, int] | None = None,
+    **md,
+) -> list[Atoms]:
+    """MD snapshots of one phase family: trajectories cycle through ``temperatures`` (K), then
+    ``cells``; ``start(t, cell, rng)`` returns the starting Atoms and extra ``md_snapshots``
+    arguments; ``phase(t)`` is the label. Step counts are scaled by ``scale``."""
     out = []
-    for k, n in enumerate(_trajectories(count, per, 2 * len(FCC_TEMPERATURES))):
-        t = FCC_TEMPERATURES[k % len(FCC_TEMPERATURES)]
-        reps = ((1, 1, 1), (2, 1, 1))[(k // len(FCC_TEMPERATURES)) % 2]
-        start = _fcc(A0 * _expansion(t), reps)
-        for s in md_snapshots(
-            start,
-            calc,
-            rng,
-            temperature=t,
-            n_snapshots=n,
-            equilibrate=_n(300, scale),
-            every=_n(25, scale),
-        ):
-            s.info[keys.PHASE] = f"fcc {t}K"
+    for k, n in enumerate(_trajectories(count, per, len(cells) * len(temperatures))):
+        t = temperatures[k % len(temperatures)]
+        atoms, extra = start(t, cells[(k // len(temperatures)) % len(cells)], rng)
+        if melt is not None:
+            extra = {**extra, "melt": (melt[0], _n(melt[1], scale))}
+        for s in md_snapshots(atoms, calc, rng, temperature=t, n_snapshots=n, equilibrate=_n(equilibrate, scale),
+                              every=_n(every, scale), **md, **extra):
+            s.info[keys.PHASE] = phase(t)
             out.append(s)
     return out
+
+
+def _fcc_thermal(rng, count, calc, per, scale) -> list[Atoms]:
+    return _md_family(rng, count, calc, per, scale, temperatures=FCC_TEMPERATURES, cells=((1, 1, 1), (2, 1, 1)),
+                      start=lambda t, reps, _: (_fcc(A0 * _expansion(t), reps), {}),
+                      phase=lambda t: f"fcc {t}K", equilibrate=300)
 
 
 def _liquid(rng, count, calc, per, scale) -> list[Atoms]:
-    out = []
-    for k, n in enumerate(_trajectories(count, per, 3 * len(LIQUID_TEMPERATURES))):
-        t = LIQUID_TEMPERATURES[k % len(LIQUID_TEMPERATURES)]
-        reps = ((2, 1, 1), (3, 1, 1), (2, 2, 1))[(k // len(LIQUID_TEMPERATURES)) % 3]
-        start = _fcc(A0 * 1.035, reps)  # liquid is ~10% less dense than the 300 K solid
-        for s in md_snapshots(
-            start,
-            calc,
-            rng,
-            temperature=t,
-            n_snapshots=n,
-            equilibrate=_n(300, scale),
-            every=_n(25, scale),
-            timestep=1.5,
-            melt=(3000.0, _n(600, scale)),
-        ):
-            s.info[keys.PHASE] = "liquid"
-            out.append(s)
-    return out
+    # liquid is ~10% less dense than the 300 K solid: start from a 3.5% longer lattice
+    return _md_family(rng, count, calc, per, scale, temperatures=LIQUID_TEMPERATURES,
+                      cells=((2, 1, 1), (3, 1, 1), (2, 2, 1)),
+                      start=lambda t, reps, _: (_fcc(A0 * 1.035, reps), {}),
+                      phase=lambda t: "liquid", equilibrate=300, timestep=1.5, melt=(3000.0, 600))
+
+
+def _half_molten(t: float, layers: int, _rng) -> tuple[Atoms, dict]:
+    """fcc column with room for the less dense liquid; the lower half is held fixed."""
+    atoms = _fcc(A0 * _expansion(t), (1, 1, layers))
+    cell = atoms.cell.array.copy()
+    cell[2] *= 1.02
+    atoms.set_cell(cell, scale_atoms=False)
+    solid = np.flatnonzero(atoms.positions[:, 2] < cell[2, 2] / 2)
+    return atoms, {"fixed": solid}
 
 
 def _coexistence(rng, count, calc, per, scale) -> list[Atoms]:
-    out = []
-    for k, n in enumerate(_trajectories(count, max(2, per // 4), 2)):
-        layers = (4, 3)[k % 2]
-        start = _fcc(A0 * _expansion(T_MELT_AL), (1, 1, layers))
-        cell = start.cell.array.copy()
-        cell[2] *= 1.02  # room for the less dense liquid half
-        start.set_cell(cell, scale_atoms=False)
-        z = start.positions[:, 2]
-        solid = np.flatnonzero(z < cell[2, 2] / 2)
-        for s in md_snapshots(
-            start,
-            calc,
-            rng,
-            temperature=T_MELT_AL,
-            n_snapshots=n,
-            equilibrate=_n(20, scale),
-            every=_n(15, scale),
-            timestep=1.5,
-            melt=(2500.0, _n(400, scale)),
-            fixed=solid,
-        ):
-            s.info[keys.PHASE] = "coexistence"
-            out.append(s)
-    return out
+    return _md_family(rng, count, calc, max(2, per // 4), scale, temperatures=(T_MELT_AL,), cells=(4, 3),
+                      start=_half_molten, phase=lambda t: "coexistence", equilibrate=20, every=15,
+                      timestep=1.5, melt=(2500.0, 400))
+
+
+def _with_vacancy(t: float, reps: tuple[int, int, int], rng) -> tuple[Atoms, dict]:
+    atoms = _fcc(A0 * _expansion(t), reps)
+    del atoms[int(rng.integers(len(atoms)))]
+    return atoms, {}
 
 
 def _vacancy(rng, count, calc, per, scale) -> list[Atoms]:
-    out = []
-    for k, n in enumerate(_trajectories(count, per, 3 * len(VACANCY_TEMPERATURES))):
-        t = VACANCY_TEMPERATURES[k % len(VACANCY_TEMPERATURES)]
-        reps = ((2, 1, 1), (3, 1, 1), (2, 2, 1))[(k // len(VACANCY_TEMPERATURES)) % 3]
-        start = _fcc(A0 * _expansion(t), reps)
-        del start[int(rng.integers(len(start)))]
-        for s in md_snapshots(
-            start,
-            calc,
-            rng,
-            temperature=t,
-            n_snapshots=n,
-            equilibrate=_n(200, scale),
-            every=_n(25, scale),
-        ):
-            s.info[keys.PHASE] = "vacancy"
-            out.append(s)
-    return out
+    return _md_family(rng, count, calc, per, scale, temperatures=VACANCY_TEMPERATURES,
+                      cells=((2, 1, 1), (3, 1, 1), (2, 2, 1)), start=_with_vacancy,
+                      phase=lambda t: "vacancy", equilibrate=200)
 
 
 def _deformed(rng, count, phase, normal, shear) -> list[Atoms]:
