@@ -46,8 +46,13 @@ def write_tables(results, out) -> list[str]:
     """Write runs + every table the results support (3; 4, 5, 7 when their runs exist)."""
     from .analysis import results as res
     from .analysis.tables import save_table
+    from .strategies.grid import alphas_tried
 
-    save_table(results.drop(columns=["alpha_table", "eips"], errors="ignore"), out, "runs")
+    runs = results.copy()
+    if "alpha_table" in runs:  # the alpha grid each LA run chose from (profiles and --alphas differ)
+        runs["alpha_grid"] = [" ".join(f"{a:g}" for a in alphas_tried({"alpha_table": t if isinstance(t, list) else []}))
+                              for t in runs["alpha_table"]]
+    save_table(runs.drop(columns=["alpha_table", "eips"], errors="ignore"), out, "runs")
     written = ["runs", "table3"]
     save_table(res.table3(results), out, "table3")
     tags = set(results["tag"])

@@ -189,6 +189,11 @@ def test_a_new_alpha_grid_redoes_the_choice_but_not_the_finished_fits(setting, t
     chosen = wider.loc["la", "alpha"]
     for g in ("low", "medium", "high"):  # group runs follow the full run's (possibly new) choice
         assert wider.loc[f"la{{{g}}}", "alpha"] == chosen
+    from eiplab.cli import write_tables
+
+    assert write_tables(collect_results(tmp_path), tmp_path / "tables") == ["runs", "table3", "table5"]
+    runs = pd.read_csv(tmp_path / "tables/runs.csv").set_index("tag")
+    assert runs.loc["la", "alpha_grid"] == "0.25 1"  # the grid each alpha was chosen from is on record
     before = len(messages)
     again = run_grid(configs, splits, (0,), EIPS, specs, replace(grid, alphas=(0.25, 1.0)), tmp_path, log=messages.append)
     assert len(again) == len(specs) and messages[before:] == []  # same grid (in any order): nothing redone
