@@ -256,19 +256,12 @@ def _run_pool(
     """Keep ``2 * n_workers`` configs in flight; store each as it finishes."""
     ctx = multiprocessing.get_context("spawn")  # fresh interpreters: thread settings apply
     with _single_threaded_env():  # workers start on demand, during the submissions
-        _run_pool_inner(todo, ids, configs, settings, factory, n_workers, finish, ctx)
+        _drain(todo, ids, configs, settings, factory, n_workers, finish, ctx)
 
 
-def _run_pool_inner(
-    todo: list[int],
-    ids: list[str],
-    configs: Sequence[Atoms],
-    settings: list[DFTSettings],
-    factory: CalculatorFactory,
-    n_workers: int,
-    finish: Callable[[DFTRecord], None],
-    ctx: Any,
-) -> None:
+def _drain(todo: list[int], ids: list[str], configs: Sequence[Atoms], settings: list[DFTSettings],
+           factory: CalculatorFactory, n_workers: int, finish: Callable[[DFTRecord], None], ctx: Any) -> None:
+    """Submit ``todo`` to a process pool, ``2 * n_workers`` at a time, and ``finish`` each result."""
     queue = list(reversed(todo))
     pool = ProcessPoolExecutor(max_workers=n_workers, mp_context=ctx, initializer=_worker_init)
     pending: set[Future] = set()

@@ -93,6 +93,12 @@ def min_distance(atoms: Atoms) -> float:
     return best
 
 
+def _langevin(atoms: Atoms, timestep: float, temperature: float, friction: float, rng) -> Langevin:
+    """ASE Langevin dynamics; timestep in fs, temperature in K, friction in 1/fs."""
+    return Langevin(atoms, timestep * units.fs, temperature_K=temperature, friction=friction / units.fs,
+                    fixcm=False, rng=rng)
+
+
 def md_snapshots(
     atoms: Atoms,
     calc: Calculator,
@@ -129,27 +135,12 @@ def md_snapshots(
         t_hot, steps = melt
         MaxwellBoltzmannDistribution(a, temperature_K=t_hot, rng=rng)
         a.set_constraint(FixAtoms(indices=fixed) if fixed is not None else FixCom())
-        dyn = Langevin(
-            a,
-            timestep * units.fs,
-            temperature_K=t_hot,
-            friction=friction / units.fs,
-            fixcm=False,
-            rng=rng,
-        )
-        dyn.run(steps)
+        _langevin(a, timestep, t_hot, friction, rng).run(steps)
     else:
         MaxwellBoltzmannDistribution(a, temperature_K=temperature, rng=rng)
     a.set_constraint(FixCom())
     Stationary(a)
-    dyn = Langevin(
-        a,
-        timestep * units.fs,
-        temperature_K=temperature,
-        friction=friction / units.fs,
-        fixcm=False,
-        rng=rng,
-    )
+    dyn = _langevin(a, timestep, temperature, friction, rng)
     dyn.run(equilibrate)
     for _ in range(n_snapshots):
         dyn.run(every)
