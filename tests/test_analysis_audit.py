@@ -159,3 +159,12 @@ def test_save_figure_keeps_html_when_png_export_fails(tmp_path):
     assert save_figure(fig, None, "f") is None
     save_figure(fig, tmp_path / "no-png", "g", png=False)
     assert [p.name for p in (tmp_path / "no-png").iterdir()] == ["g.html"]
+
+
+def test_mean_std_table_marks_a_single_repeat():
+    from eiplab.analysis.tables import mean_std_table
+
+    df = pd.DataFrame({"model": ["a", "a", "b"], "mae": [1.0, 2.0, 0.5]})
+    table = mean_std_table(df, ["model"], ["mae"], decimals=2)
+    assert table.loc["a", "mae"] == "1.50 (0.71)"  # sample std over two repeats
+    assert table.loc["b", "mae"] == "0.50 (n=1)"  # no std from one repeat, and it says so

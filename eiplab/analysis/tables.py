@@ -14,13 +14,14 @@ def mean_std_table(
     """Aggregate ``values`` over repeats (e.g. the 3 splits) as strings ``mean (std)``.
 
     The std is the sample standard deviation (ddof=1), as papers report it; a single repeat
-    shows std 0.
+    has none and shows ``mean (n=1)`` instead, so a one-split row is never read as exact.
     """
     grouped = df.groupby(by, sort=False)[values]
-    mean, std = grouped.mean(), grouped.std(ddof=1).fillna(0.0)
+    mean, std, count = grouped.mean(), grouped.std(ddof=1), grouped.count()
     out = mean.copy().astype(object)
     for col in values:
-        out[col] = [f"{m:.{decimals}f} ({s:.{decimals}f})" for m, s in zip(mean[col], std[col], strict=True)]
+        out[col] = [f"{m:.{decimals}f} (n=1)" if n == 1 else f"{m:.{decimals}f} ({s:.{decimals}f})"
+                    for m, s, n in zip(mean[col], std[col], count[col], strict=True)]
     return out
 
 
