@@ -139,7 +139,9 @@ def test_runspec_groups_and_table5_rows():
     assert len(res.table3(results)) == 2
     assert ("+LA", "all") in res.table7(results).index
     assert res.table7(results).loc[("+LA", "all"), ("Config (eV)", "soapnet")].startswith("0.8500")
-    assert res.confidence_figure(results).data
+    fig = res.confidence_figure(results)
+    assert fig.data and "over 2 splits" in fig.layout.title.text
+    assert "one split" in res.confidence_figure(results[results["seed"] == 0]).layout.title.text
 
 
 def test_save_figure_keeps_html_when_png_export_fails(tmp_path):

@@ -151,12 +151,15 @@ def confidence_runs(results: pd.DataFrame) -> pd.DataFrame:
 
 
 def confidence_figure(results: pd.DataFrame):
-    """Bar chart of Table 5: test config MAE (eV) per confidence group, mean and std over splits."""
+    """Bar chart of Table 5: test config MAE (eV) per confidence group, mean and std over splits
+    (the title says how many)."""
     df = _table5_runs(results)
     df = df.assign(training=["DFT only" if t == "baseline" else ("DFT + all selected" if g == "all" else f"DFT + {g}")
                              for t, g in zip(df["tag"], df["group"], strict=True)])
     order = ["DFT only", "DFT + low", "DFT + medium", "DFT + high", "DFT + all selected"]
     stats = df.groupby(["model", "training"])[TEST_CONFIG].agg(["mean", "std"]).reset_index()
+    n = df["seed"].nunique()
+    spread = f"mean and std over {n} splits" if n > 1 else "one split: no error bars"
     return px.bar(stats, x="training", y="mean", error_y="std", color="model", barmode="group",
                   category_orders={"training": order}, labels={"mean": "test config MAE (eV)", "training": ""},
-                  title="Adding one confidence group of EIP-labelled configs (Table 5)")
+                  title=f"Adding one confidence group of EIP-labelled configs (Table 5; {spread})")
