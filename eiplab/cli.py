@@ -25,6 +25,8 @@ def _cmd_grid(args) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     prof = get_profile(args.profile)
+    if args.plan:
+        return _print_plan(args, prof)
     configs = load_dataset(args.dataset, limit=prof.limit)
     seeds = tuple(args.seeds) if args.seeds else prof.seeds
     splits = paper_splits(configs, seeds=seeds)
@@ -39,6 +41,25 @@ def _cmd_grid(args) -> int:
     results = results[results["model"].isin(list(grid.model_configs))]
     write_tables(results, args.tables)
     print(res.table3(results).to_string())
+    return 0
+
+
+def _print_plan(args, prof) -> int:
+    """``eiplab grid --plan``: what the same command would train, from the grid folder alone."""
+    import pandas as pd
+
+    from .strategies import specs_for
+    from .strategies.plan import plan_grid, plan_summary
+    from .training import train_settings
+
+    specs = specs_for(args.models or list(prof.models), tuple(args.seeds) if args.seeds else prof.seeds,
+                      args.strategies, tukey_ablation=args.ablations,
+                      subsets=("best", "worst", "best+worst") if args.ablations else (), confidence=args.confidence)
+    plan = plan_grid(specs, args.alphas or prof.alphas, train_settings(args.profile).epochs, args.grid_dir)
+    shown = plan.assign(estimate_min=(plan["estimate_s"] / 60).round(1)).drop(columns="estimate_s")
+    with pd.option_context("display.max_rows", None, "display.width", 200, "display.max_colwidth", 60):
+        print(shown.to_string(index=False))
+    print(plan_summary(plan))
     return 0
 
 
@@ -160,6 +181,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--device", default="auto")
     g.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     g.add_argument("--progress", action="store_true", help="show per-epoch progress bars")
+    g.add_argument("--plan", action="store_true",
+                   help="train nothing: list each fit the command would train (done / resumes / to do) with a time "
+                        "estimate from the speed this grid folder recorded")
     g.set_defaults(func=_cmd_grid)
 
     t = sub.add_parser("tables", help="rebuild Tables 3/4/5/7 from run records (grid folders or exported records)")

@@ -179,6 +179,13 @@ def test_a_new_alpha_grid_redoes_the_choice_but_not_the_finished_fits(setting, t
     run_grid(configs, splits, (0,), EIPS, specs, replace(grid, alphas=(1.0,)), tmp_path, **quiet)
     fit_1 = tmp_path / "runs/schnet/la/seed0/alpha_1/checkpoint_last.pt"
     stamp = fit_1.stat().st_mtime_ns
+    from eiplab.strategies.plan import plan_grid, plan_summary
+
+    plan = plan_grid(specs, (1.0, 0.25), grid.train.epochs, tmp_path).set_index(["run", "fit"])
+    assert plan.loc[("la", "alpha 1"), "status"] == "done" and plan.loc[("la", "alpha 0.25"), "status"] == "to do"
+    assert plan.loc[("la", "alpha 0.25"), "estimate_s"] > 0  # timed by alpha 1's finished fit
+    assert (plan.loc[[("la{low}", "run"), ("la{high}", "run")], "status"] == "depends").all()
+    assert "1 of" in plan_summary(plan.reset_index()) and "3 confidence-group" in plan_summary(plan.reset_index())
     messages = []
     wider = run_grid(configs, splits, (0,), EIPS, specs, replace(grid, alphas=(1.0, 0.25)), tmp_path,
                      log=messages.append).set_index("tag")
@@ -197,3 +204,12 @@ def test_a_new_alpha_grid_redoes_the_choice_but_not_the_finished_fits(setting, t
     before = len(messages)
     again = run_grid(configs, splits, (0,), EIPS, specs, replace(grid, alphas=(0.25, 1.0)), tmp_path, log=messages.append)
     assert len(again) == len(specs) and messages[before:] == []  # same grid (in any order): nothing redone
+    done = plan_grid(specs, (0.25, 1.0), grid.train.epochs, tmp_path)
+    assert (done["status"] == "done").all() and plan_summary(done).startswith("nothing to train")
+    # a group run whose full LA run now chooses another alpha trains a new fit (no resuming the old one)
+    other = 1.0 if chosen == 0.25 else 0.25
+    forced = run_grid(configs, splits, (0,), EIPS, specs, replace(grid, alphas=(other,)), tmp_path, **quiet).set_index("tag")
+    for g in ("low", "medium", "high"):
+        record = json.loads((tmp_path / f"runs/schnet/la{{{g}}}/seed0/alpha_{other:g}/run.json").read_text())
+        assert forced.loc[f"la{{{g}}}", "alpha"] == record["alpha"] == other
+        assert len(record["history"]) == grid.train.epochs

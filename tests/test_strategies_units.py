@@ -100,3 +100,41 @@ def test_augmented_loss_combines_terms():
     assert plain.item() == pytest.approx(mse + 0.5 * (0.01 + 4.0) / 2)
     only_dft = AugmentedLoss(weight=0.5)(pred[:2], B(y=batch["y"][:2], is_eip=batch["is_eip"][:2], n_atoms=batch["n_atoms"][:2]))
     assert only_dft.item() == pytest.approx(mse)
+
+
+def test_plan_reads_progress_and_speed_from_the_grid_folder(tmp_path):
+    """An interrupted fit resumes from its checkpoint's epoch, timed by its own speed; a fit of
+    a kind never timed in the folder has no estimate; a finished run is done."""
+    import json
+
+    from eiplab.strategies.grid import RunSpec
+    from eiplab.strategies.plan import plan_grid, plan_summary
+
+    runs = tmp_path / "runs/schnet"
+    (runs / "baseline/seed0").mkdir(parents=True)
+    (runs / "baseline/seed0/result.json").write_text(json.dumps({"model": "schnet", "tag": "baseline", "seed": 0}))
+    (runs / "baseline/seed0/run.json").write_text(json.dumps({"history": [{}] * 10, "wall_time_s": 50.0}))
+    (runs / "baseline/seed1").mkdir(parents=True)
+    torch.save({"epoch": 3, "wall_time_s": 8.0, "stopped": False}, runs / "baseline/seed1/checkpoint_last.pt")
+    specs = [RunSpec("schnet", "baseline", k) for k in (0, 1, 2)] + [RunSpec("schnet", "mp", 0)]
+    plan = plan_grid(specs, (1.0,), 10, tmp_path).set_index(["run", "seed"])
+    assert plan.loc[("baseline", 0), "status"] == "done"
+    row = plan.loc[("baseline", 1)]
+    assert (row["status"], row["epochs_done"], row["epochs_left"]) == ("resumes", 4, 6)
+    assert row["estimate_s"] == pytest.approx(6 * 8.0 / 4)  # its own 2 s per epoch
+    assert plan.loc[("baseline", 2), "estimate_s"] == pytest.approx(10 * 5.0)  # the finished seed's 5 s per epoch
+    assert plan.loc["pretrain", "status"].iloc[0] == "to do"  # the MP backbone, before its fine-tune
+    assert np.isnan(plan.loc[("mp", 0), "estimate_s"])  # no finished MP fine-tune to time it by
+    summary = plan_summary(plan.reset_index())
+    assert summary.startswith("4 of 5 fits to train") and "2 fit(s) of a kind not yet timed" in summary
+
+
+def test_grid_plan_command_trains_nothing(tmp_path, capsys):
+    from eiplab.cli import main
+
+    assert main(["grid", "--profile", "quick", "--models", "schnet", "--strategies", "la", "--seeds", "0",
+                 "--alphas", "0.5", "2", "--grid-dir", str(tmp_path), "--plan"]) == 0
+    out = capsys.readouterr().out
+    assert "alpha 0.5" in out and "alpha 2" in out and "classifier" in out
+    assert "3 of 3 fits to train" in out
+    assert not any(tmp_path.iterdir())  # nothing written

@@ -119,10 +119,12 @@ def load_history(grid_dir, model: str, tag: str, seed: int) -> list[dict]:
     import json
     from pathlib import Path
 
+    from ..strategies.grid import fit_folder
+
     folder = Path(grid_dir) / "runs" / model / tag / f"seed{seed}"
     result = folder / "result.json"
-    if result.exists() and "alpha" in (res := json.loads(result.read_text())):
-        folder = folder / f"alpha_{res['alpha']:g}"
+    if result.exists():
+        folder = fit_folder(folder, json.loads(result.read_text()))
     record = folder / "run.json"
     if not record.exists():
         raise FileNotFoundError(f"no run record {record}: has {model} {tag} seed {seed} run?")

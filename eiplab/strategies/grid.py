@@ -108,14 +108,23 @@ def alphas_tried(record: dict) -> list[float]:
     return sorted(float(row["alpha"]) for row in record.get("alpha_table", []))
 
 
-def _stale(record: dict, spec: RunSpec, grid: GridConfig, out: Path) -> str | None:
+def fit_folder(run_folder: str | Path, record: dict) -> Path:
+    """Where a finished run's training record and checkpoints are: ``alpha_<a>/`` for LA runs
+    (one fit per alpha; group runs before this layout trained in the run folder itself)."""
+    run_folder = Path(run_folder)
+    if "alpha" in record and (run_folder / f"alpha_{record['alpha']:g}").is_dir():
+        return run_folder / f"alpha_{record['alpha']:g}"
+    return run_folder
+
+
+def stale_reason(record: dict, spec: RunSpec, alphas: Sequence[float], out: Path) -> str | None:
     """Why a finished run no longer matches the grid (None when it still does): an LA run chose
     its alpha from another alpha grid, or a confidence-group run used an alpha its full LA run no
     longer chose. Redoing it retrains only what is missing (each alpha's fit resumes)."""
     if spec.strategy in ("la", "mp+la") and spec.group == "all":
         tried = alphas_tried(record)
-        if tried != sorted(float(a) for a in grid.alphas):
-            return f"alpha chosen from {tried}, grid is {sorted(grid.alphas)}"
+        if tried != sorted(float(a) for a in alphas):
+            return f"alpha chosen from {tried}, grid is {sorted(float(a) for a in alphas)}"
     if spec.group != "all":
         full = _done(out / "runs" / spec.model / replace(spec, group="all").tag / f"seed{spec.seed}")
         if full is not None and float(full["alpha"]) != float(record["alpha"]):
@@ -174,7 +183,7 @@ def run_one(spec: RunSpec, base: Experiment, grid: GridConfig, out: Path, log=pr
     folder = out / "runs" / spec.model / spec.tag / f"seed{spec.seed}"
     done = _done(folder)
     if done is not None:
-        why = _stale(done, spec, grid, out)
+        why = stale_reason(done, spec, grid.alphas, out)
         if why is None:
             return done
         log(f"[grid] {spec.model} {spec.tag} seed {spec.seed}: redoing ({why})")
@@ -195,8 +204,10 @@ def run_one(spec: RunSpec, base: Experiment, grid: GridConfig, out: Path, log=pr
         full = run_one(replace(spec, group="all"), base, grid, out, log=log)
         group = confidence_groups(selection)
         ids = group.index[group == spec.group]
+        # one fit folder per alpha: a group run redone for a new alpha must not resume the old fit
         fit, info = fit_augmented(exp, selection, grid.model_configs[spec.model], settings, alpha=full["alpha"],
-                                  tukey=spec.tukey, group=ids, out_dir=folder, run_info=info)
+                                  tukey=spec.tukey, group=ids, out_dir=folder / f"alpha_{full['alpha']:g}",
+                                  run_info=info)
         extra.update({k: info[k] for k in ("alpha", "effective_weight", "n_aug")})
         extra["confidence_range"] = [float(selection.loc[ids, "confidence"].min()), float(selection.loc[ids, "confidence"].max())]
     elif spec.strategy in ("la", "mp+la"):
@@ -282,7 +293,7 @@ def export_records(grid_dir: str | Path, dest: str | Path, models: Sequence[str]
         stem = f"{rec['model']}-{rec['tag']}-seed{rec['seed']}"
         written.append(dest / f"{stem}.json")
         written[-1].write_text(result.read_text())
-        run = result.parent / (f"alpha_{rec['alpha']:g}" if "alpha" in rec and (result.parent / f"alpha_{rec['alpha']:g}").is_dir() else "") / "run.json"
+        run = fit_folder(result.parent, rec) / "run.json"
         if run.exists():
             written.append(dest / f"{stem}.run.json")
             written[-1].write_text(run.read_text())
