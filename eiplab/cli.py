@@ -36,7 +36,13 @@ def _cmd_grid(args) -> int:
     specs = specs_for(list(grid.model_configs), seeds, args.strategies, tukey_ablation=args.ablations,
                       subsets=("best", "worst", "best+worst") if args.ablations else (), confidence=args.confidence)
     print(f"[grid] {len(specs)} runs on {configs.name} ({len(configs)} configs), profile {args.profile}, runs in {args.grid_dir}")
-    run_grid(configs, splits, seeds, eips, specs, grid, args.grid_dir, n_jobs=prof.n_jobs)
+    if args.workers > 1:
+        from .strategies.parallel import run_grid_parallel
+
+        run_grid_parallel(configs, splits, seeds, eips, specs, grid, args.grid_dir, workers=args.workers,
+                          threads=args.threads or 1, n_jobs=prof.n_jobs)
+    else:
+        run_grid(configs, splits, seeds, eips, specs, grid, args.grid_dir, n_jobs=prof.n_jobs)
     results = collect_results(args.grid_dir)
     results = results[results["model"].isin(list(grid.model_configs))]
     write_tables(results, args.tables)
@@ -181,6 +187,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--device", default="auto")
     g.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     g.add_argument("--progress", action="store_true", help="show per-epoch progress bars")
+    g.add_argument("--workers", type=int, default=1,
+                   help="worker processes training fits side by side (classifiers, alphas, splits, groups); "
+                        "each uses --threads torch threads (default 1): one worker per core on a CPU machine")
     g.add_argument("--plan", action="store_true",
                    help="train nothing: list each fit the command would train (done / resumes / to do) with a time "
                         "estimate from the speed this grid folder recorded")

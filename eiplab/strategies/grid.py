@@ -178,6 +178,35 @@ def _selection(out: Path, spec: RunSpec, exp: Experiment, grid: GridConfig, log)
     return selection
 
 
+def _run_info(spec: RunSpec, grid: GridConfig) -> dict:
+    return {"dataset": grid.dataset, "split": spec.seed, "strategy": spec.tag}
+
+
+def _la_inputs(out: Path, spec: RunSpec, exp: Experiment, grid: GridConfig, log):
+    """The pool selection of an LA / MP+LA run and a factory of the network each alpha starts from."""
+    selection = _selection(out, spec, exp, grid, log)
+    if spec.strategy == "la":
+        def factory():
+            return grid.model_configs[spec.model]
+    else:
+        pretrained = _pretrained(out, spec, exp, grid, log)
+
+        def factory():
+            return for_finetuning(pretrained, seed=spec.seed)
+    return selection, factory
+
+
+def fit_alpha(spec: RunSpec, alpha: float, base: Experiment, grid: GridConfig, out: str | Path, log=print) -> None:
+    """Train (or resume) one alpha's fit of a full LA / MP+LA run, without choosing among alphas:
+    ``run_one`` then reuses it (parallel workers train a run's alphas side by side)."""
+    out = Path(out)
+    exp = restrict(base, eip_subset(base, spec.subset))
+    selection, factory = _la_inputs(out, spec, exp, grid, log)
+    folder = out / "runs" / spec.model / spec.tag / f"seed{spec.seed}" / f"alpha_{alpha:g}"  # as select_alpha
+    fit_augmented(exp, selection, factory(), replace(grid.train, seed=spec.seed), alpha=alpha, tukey=spec.tukey,
+                  out_dir=folder, run_info=_run_info(spec, grid))
+
+
 def run_one(spec: RunSpec, base: Experiment, grid: GridConfig, out: Path, log=print) -> dict:
     """Run one grid cell (or return its stored result)."""
     folder = out / "runs" / spec.model / spec.tag / f"seed{spec.seed}"
@@ -189,14 +218,14 @@ def run_one(spec: RunSpec, base: Experiment, grid: GridConfig, out: Path, log=pr
         log(f"[grid] {spec.model} {spec.tag} seed {spec.seed}: redoing ({why})")
     exp = restrict(base, eip_subset(base, spec.subset))
     settings = replace(grid.train, seed=spec.seed)
-    info = {"dataset": grid.dataset, "split": spec.seed, "strategy": spec.tag}
+    info = _run_info(spec, grid)
     started = time.perf_counter()
     extra: dict = {"eips": exp.model_ids}
     if spec.strategy == "baseline":
         fit = fit_energy_model(exp.parts[keys.TRAIN], exp.parts[keys.VAL], exp.parts[keys.TEST],
                                model=grid.model_configs[spec.model], settings=settings, out_dir=folder, run_info=info)
     elif spec.strategy == "mp":
-        model = for_finetuning(_pretrained(out, spec, exp, grid, log))
+        model = for_finetuning(_pretrained(out, spec, exp, grid, log), seed=spec.seed)
         fit = fit_energy_model(exp.parts[keys.TRAIN], exp.parts[keys.VAL], exp.parts[keys.TEST],
                                model=model, settings=settings, out_dir=folder, run_info=info)
     elif spec.group != "all":
@@ -211,15 +240,7 @@ def run_one(spec: RunSpec, base: Experiment, grid: GridConfig, out: Path, log=pr
         extra.update({k: info[k] for k in ("alpha", "effective_weight", "n_aug")})
         extra["confidence_range"] = [float(selection.loc[ids, "confidence"].min()), float(selection.loc[ids, "confidence"].max())]
     elif spec.strategy in ("la", "mp+la"):
-        selection = _selection(out, spec, exp, grid, log)
-        if spec.strategy == "la":
-            def factory():
-                return grid.model_configs[spec.model]
-        else:
-            pretrained = _pretrained(out, spec, exp, grid, log)
-
-            def factory():
-                return for_finetuning(pretrained)
+        selection, factory = _la_inputs(out, spec, exp, grid, log)
         fit, alpha_table = select_alpha(exp, selection, factory, settings, alphas=grid.alphas, tukey=spec.tukey,
                                         out_dir=folder, run_info=info)
         chosen = alpha_table[alpha_table["chosen"]].iloc[0]

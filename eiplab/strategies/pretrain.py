@@ -184,10 +184,18 @@ def load_pretrained(out_dir: str | Path) -> EnergyModel:
     return load_model(Path(out_dir) / PRETRAINED_FILE)
 
 
-def for_finetuning(pretrained: EnergyModel) -> EnergyModel:
-    """A copy of the pretrained network with a fresh 1-output energy head (nothing frozen)."""
+def for_finetuning(pretrained: EnergyModel, seed: int | None = None) -> EnergyModel:
+    """A copy of the pretrained network with a fresh 1-output energy head (nothing frozen).
+
+    ``seed`` initialises the head from its own generator (the global RNG is left as it was), so a
+    fine-tune starts from the same weights whatever ran before it in the process.
+    """
     model = load_model_copy(pretrained)
-    return replace_head(model, n_out=1, head="atomwise")
+    if seed is None:
+        return replace_head(model, n_out=1, head="atomwise")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return replace_head(model, n_out=1, head="atomwise")
 
 
 def load_model_copy(model: EnergyModel) -> EnergyModel:
