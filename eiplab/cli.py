@@ -36,13 +36,8 @@ def _cmd_grid(args) -> int:
     specs = specs_for(list(grid.model_configs), seeds, args.strategies, tukey_ablation=args.ablations,
                       subsets=("best", "worst", "best+worst") if args.ablations else (), confidence=args.confidence)
     print(f"[grid] {len(specs)} runs on {configs.name} ({len(configs)} configs), profile {args.profile}, runs in {args.grid_dir}")
-    if args.workers > 1:
-        from .strategies.parallel import run_grid_parallel
-
-        run_grid_parallel(configs, splits, seeds, eips, specs, grid, args.grid_dir, workers=args.workers,
-                          threads=args.threads or 1, n_jobs=prof.n_jobs)
-    else:
-        run_grid(configs, splits, seeds, eips, specs, grid, args.grid_dir, n_jobs=prof.n_jobs)
+    run_grid(configs, splits, seeds, eips, specs, grid, args.grid_dir, n_jobs=prof.n_jobs, workers=args.workers,
+             threads=args.threads or 1)
     results = collect_results(args.grid_dir)
     results = results[results["model"].isin(list(grid.model_configs))]
     write_tables(results, args.tables)

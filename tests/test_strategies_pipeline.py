@@ -218,7 +218,7 @@ def test_a_new_alpha_grid_redoes_the_choice_but_not_the_finished_fits(setting, t
 def test_parallel_grid_gives_the_serial_records(setting, tmp_path):
     """Workers train the fits side by side (alphas, groups after their LA choice) and the table
     rows equal the serial grid's; a second call finds nothing to do."""
-    from eiplab.strategies.parallel import grid_tasks, run_grid_parallel
+    from eiplab.strategies.parallel import grid_tasks
 
     configs, splits, _, grid = setting
     grid = replace(grid, alphas=(0.5, 2.0))
@@ -229,13 +229,13 @@ def test_parallel_grid_gives_the_serial_records(setting, tmp_path):
     assert set(tasks["schnet mp+la seed 0 alpha 2"].needs) == {"schnet classifier[all] seed 0", "schnet pretrain[all]"}
     serial = run_grid(configs, splits, (0,), EIPS, specs, grid, tmp_path / "serial", log=lambda *_: None)
     messages = []
-    parallel = run_grid_parallel(configs, splits, (0,), EIPS, specs, grid, tmp_path / "parallel", workers=2,
-                                 log=messages.append)
+    parallel = run_grid(configs, splits, (0,), EIPS, specs, grid, tmp_path / "parallel", workers=2,
+                        log=messages.append)
     assert f"{len(tasks)} fits to do on 2 worker" in messages[0]
     assert list(parallel["tag"]) == list(serial["tag"])
     for column in ("alpha", "n_aug", "test_" + keys.MAE_CONFIG, "val_" + keys.MAE_CONFIG):
         assert parallel[column].tolist() == pytest.approx(serial[column].tolist(), rel=1e-4, nan_ok=True)
     assert grid_tasks(specs, grid, tmp_path / "parallel") == {}
     before = len(messages)
-    run_grid_parallel(configs, splits, (0,), EIPS, specs, grid, tmp_path / "parallel", workers=2, log=messages.append)
+    run_grid(configs, splits, (0,), EIPS, specs, grid, tmp_path / "parallel", workers=2, log=messages.append)
     assert messages[before:] == []  # nothing trained, no worker started

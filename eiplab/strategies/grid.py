@@ -269,10 +269,21 @@ def run_grid(
     out: str | Path,
     *,
     n_jobs: int = 1,
+    workers: int = 1,
+    threads: int = 1,
     log=print,
 ) -> pd.DataFrame:
-    """Run every spec (skipping finished ones); return one row per run."""
+    """Run every spec (skipping finished ones); return one row per run.
+
+    ``workers`` > 1 first trains the fits on that many processes with ``threads`` torch threads
+    each (see :mod:`eiplab.strategies.parallel`); the rows are then read from what they stored.
+    """
     out = Path(out)
+    if workers > 1:
+        from .parallel import train_in_workers
+
+        train_in_workers(specs, grid, out, (configs, splits, seeds, eip_ids), workers=workers, threads=threads,
+                         n_jobs=n_jobs, log=log)
     experiments = {}
     rows = []
     for spec in specs:

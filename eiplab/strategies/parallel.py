@@ -6,7 +6,7 @@ choice on validation (reusing its fits), then the confidence-group runs (which n
 choice). A fit starts as soon as what it needs is finished, on whichever worker is free. Fits
 already finished in the grid folder are skipped, and an interrupted fit resumes from its last
 epoch as in the serial grid, so the result is the one ``run_grid`` gives: it is called at the
-end, in this process, and only reads what the workers stored.
+end, in this process, and only reads what the workers stored (``run_grid(..., workers=N)``).
 
 Workers are spawned processes with ``threads`` torch threads each (1 by default: on a CPU
 machine one worker per core beats one process using all cores for these small networks).
@@ -33,7 +33,6 @@ from .grid import (
     fit_alpha,
     pool_selection,
     pretrained_backbone,
-    run_grid,
     run_one,
     stale_reason,
 )
@@ -150,29 +149,21 @@ def _execute(task: GridTask) -> float:
     return time.perf_counter() - started
 
 
-def run_grid_parallel(
-    configs: ConfigSet,
-    splits: Sequence[pd.Series],
-    seeds: Sequence[int],
-    eip_ids: Sequence[str],
-    specs: Sequence[RunSpec],
-    grid: GridConfig,
-    out: str | Path,
-    *,
-    workers: int = 2,
-    threads: int = 1,
-    n_jobs: int = 1,
-    log=print,
-) -> pd.DataFrame:
-    """``run_grid`` with its fits spread over ``workers`` processes; same records, same rows."""
+def train_in_workers(specs: Sequence[RunSpec], grid: GridConfig, out: str | Path, data: tuple, *, workers: int,
+                     threads: int = 1, n_jobs: int = 1, log=print) -> None:
+    """Train every unfinished fit of ``specs`` on ``workers`` processes (``run_grid(workers=N)``).
+
+    ``data`` is (configs, splits, seeds, eip_ids) as ``run_grid`` takes them.
+    """
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
     tasks = grid_tasks(specs, grid, out)
-    if tasks:
-        label_with_eips(configs, eip_ids, n_jobs=n_jobs, progress=False)  # labelled once, here; workers read the cache
-        log(f"[grid] {len(tasks)} fits to do on {workers} worker processes ({threads} torch thread(s) each)")
-        _schedule(tasks, workers, (configs, list(splits), list(seeds), list(eip_ids), grid, str(out), threads), log)
-    return run_grid(configs, splits, seeds, eip_ids, specs, grid, out, n_jobs=n_jobs, log=log)
+    if not tasks:
+        return
+    configs, splits, seeds, eip_ids = data
+    label_with_eips(configs, eip_ids, n_jobs=n_jobs, progress=False)  # labelled once, here; workers read the cache
+    log(f"[grid] {len(tasks)} fits to do on {workers} worker processes ({threads} torch thread(s) each)")
+    _schedule(tasks, workers, (configs, list(splits), list(seeds), list(eip_ids), grid, str(out), threads), log)
 
 
 def _schedule(tasks: dict[str, GridTask], workers: int, initargs: tuple, log) -> None:
