@@ -36,7 +36,8 @@ def test_notebook_runs_headless(nb, tmp_path, monkeypatch):
 @pytest.mark.notebook
 def test_table5_notebook_runs_a_chosen_split_and_alpha_grid(tmp_path, monkeypatch):
     """`confidence_seeds` and `alphas` restrict notebook 04's Table 5 retraining (e.g. one split
-    at the paper profile); the audit still covers every split, and one-split rows say n=1."""
+    at the paper profile); the audit still covers every split, and one-split rows say n=1. The
+    fits run on 2 worker processes spawned from the kernel (``workers``)."""
     import pandas as pd
     import papermill as pm
 
@@ -45,7 +46,8 @@ def test_table5_notebook_runs_a_chosen_split_and_alpha_grid(tmp_path, monkeypatc
     out = tmp_path / "tables"
     pm.execute_notebook(str(nb), str(tmp_path / "04.ipynb"), cwd=str(nb.parent), progress_bar=False,
                         parameters={"profile": "quick", "model": "schnet", "out_dir": str(out),
-                                    "confidence_seeds": [1], "alphas": [0.5]})
+                                    "confidence_seeds": [1], "alphas": [0.5], "workers": 2})
+    assert "on 2 worker processes" in (tmp_path / "04.ipynb").read_text()
     runs = pd.read_csv(out / "confidence_group_runs.csv")
     assert set(runs["seed"]) == {1} and set(runs["group"]) == {"low", "medium", "high"}
     assert set(runs["alpha"]) == {0.5}
