@@ -9,7 +9,8 @@ import sys
 def _cmd_reproduce(args) -> int:
     from .reproduce import run_notebooks
 
-    run_notebooks(args.dataset, args.profile, out=args.out, device=args.device, only=args.only, force=args.force)
+    run_notebooks(args.dataset, args.profile, out=args.out, device=args.device, only=args.only, force=args.force,
+                  workers=args.workers)
     return 0
 
 
@@ -162,6 +163,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--device", default="auto", help="auto | cpu | cuda")
     r.add_argument("--only", nargs="*", help="run only notebooks whose name contains one of these")
     r.add_argument("--force", action="store_true", help="re-run notebooks that are up to date")
+    r.add_argument("--workers", type=int, default=None,
+                   help="processes training fits side by side in notebooks 03 and 04 (default: the profile's n_jobs)")
     r.set_defaults(func=_cmd_reproduce)
 
     g = sub.add_parser("grid", help="run the strategy grid (Tables 3/4/7) headless, resumable; write tables")

@@ -22,7 +22,8 @@ class Profile:
         limit: number of configs drawn from the dataset (None = all).
         seeds: split seeds (one split per seed).
         epochs: training epochs.
-        n_jobs: worker processes for EIP labelling and features.
+        n_jobs: worker processes for EIP labelling and features, and the default number of
+            processes training fits side by side in `eiplab reproduce` (notebooks 03, 04).
         models: neural networks trained by the strategies notebook.
         alphas: label-augmentation alpha grid (chosen on validation MAE).
         width: network width (paper: 128); the quick profile shrinks it for CI.

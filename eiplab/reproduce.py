@@ -1,7 +1,8 @@
 """Run the notebooks headless with papermill (the README's main job).
 
 Every notebook in ``notebooks/`` (found by glob, in name order) is executed with the parameters
-``dataset``, ``profile``, ``out_dir`` and ``device``; executed copies go to ``<out>/`` and each
+``dataset``, ``profile``, ``out_dir`` and ``device`` (and ``workers`` where a notebook declares it:
+the training notebooks); executed copies go to ``<out>/`` and each
 notebook writes its tables (CSV + HTML) and static figures under ``<out>/<notebook stem>/``.
 A notebook whose executed copy is newer than the source and the package is skipped on a
 re-run (resumable); ``force=True`` re-runs everything.
@@ -42,12 +43,18 @@ def run_notebooks(
     only: list[str] | None = None,
     force: bool = False,
     kernel_name: str = "python3",
+    workers: int | None = None,
     log=print,
 ) -> list[Path]:
-    """Execute the notebooks headless; return the executed notebook paths."""
+    """Execute the notebooks headless; return the executed notebook paths.
+
+    ``workers``: processes that train fits side by side in the notebooks that take it (default:
+    the profile's ``n_jobs``, i.e. one per core on the 2-core machines the profiles target).
+    """
     import papermill as pm
 
-    get_profile(profile)  # fail early on a bad name
+    prof = get_profile(profile)  # fail early on a bad name
+    workers = prof.n_jobs if workers is None else workers
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     done = []
@@ -62,6 +69,8 @@ def run_notebooks(
             done.append(target)
             continue
         params = {"dataset": dataset, "profile": profile, "out_dir": str(out / f"{nb.stem}-{dataset}-{profile}"), "device": device}
+        if "workers" in pm.inspect_notebook(str(nb)):
+            params["workers"] = workers
         log(f"[reproduce] {nb.name} -> {target} with {params}")
         t0 = time.perf_counter()
         pm.execute_notebook(str(nb), str(target), parameters=params, kernel_name=kernel_name, cwd=str(nb.parent), progress_bar=False)

@@ -29,6 +29,9 @@ def test_notebook_runs_headless(nb, tmp_path, monkeypatch):
     executed = json.loads(done[0].read_text())
     errors = [o for c in executed["cells"] for o in c.get("outputs", []) if o.get("output_type") == "error"]
     assert not errors
+    injected = next(c for c in executed["cells"] if "injected-parameters" in c["metadata"].get("tags", []))
+    # the training notebooks get the profile's workers (quick: 1); the others are not passed it
+    assert ("workers = 1" in "".join(injected["source"])) == nb.stem.startswith(("03", "04"))
     tables = list((tmp_path / f"{nb.stem}-si-pyxtal-quick").glob("*.csv"))
     assert tables, "each notebook writes at least one table under out_dir"
 
