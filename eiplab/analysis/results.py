@@ -164,4 +164,4 @@ def confidence_figure(results: pd.DataFrame):
     spread = f"mean and std over {n} splits" if n > 1 else "one split: no error bars"
     return px.bar(stats, x="training", y="mean", error_y="std", color="model", barmode="group",
                   category_orders={"training": order}, labels={"mean": "test config MAE (eV)", "training": ""},
-                  title=f"Adding one confidence group of EIP-labelled configs (Table 5; {spread})")
+                  title=f"Adding one confidence group of EIP-labelled configs<br><sup>Table 5; {spread}</sup>")
