@@ -138,3 +138,19 @@ def test_grid_plan_command_trains_nothing(tmp_path, capsys):
     assert "alpha 0.5" in out and "alpha 2" in out and "classifier" in out
     assert "3 of 3 fits to train" in out
     assert not any(tmp_path.iterdir())  # nothing written
+
+
+def test_grid_workers_stop_joblib_processes_after_a_task():
+    """A grid worker stops joblib's reusable loky processes (SOAP jobs) after each task: a spawned
+    worker joins its children at exit, so idle loky processes would hold the pool's shutdown."""
+    from joblib import Parallel, delayed
+    from joblib.externals.loky import reusable_executor
+
+    from eiplab.strategies.parallel import _stop_joblib_workers
+
+    assert Parallel(n_jobs=2, backend="loky")(delayed(abs)(-k) for k in range(4)) == [0, 1, 2, 3]
+    executor = reusable_executor._executor
+    processes = list(executor._processes.values())
+    assert processes and all(p.is_alive() for p in processes)
+    _stop_joblib_workers()
+    assert executor._flags.shutdown and not any(p.is_alive() for p in processes)

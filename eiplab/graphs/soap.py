@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from importlib.metadata import version
@@ -180,7 +181,7 @@ def soap_features(
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         offsets = np.concatenate([[0], np.cumsum([len(f) for f in features])])
-        tmp = path.with_suffix(".tmp.npz")
+        tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")  # grid workers may write the same entry
         np.savez(tmp, features=np.concatenate(features), offsets=offsets)
         tmp.replace(path)
     return features

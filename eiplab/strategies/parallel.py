@@ -132,8 +132,29 @@ def _experiment(seed: int):
     return _WORKER["experiments"][seed]
 
 
+def _stop_joblib_workers() -> None:
+    """Stop joblib's reusable loky executor (dscribe's SOAP jobs), if this process started one.
+
+    Its processes otherwise idle for ~5 min after use, and a spawned worker joins its children
+    before it exits, so the pool's shutdown would wait that long. Private loky state, read with
+    getattr: loky has no public "shut down if it exists" (get_reusable_executor creates one).
+    """
+    from joblib.externals.loky import reusable_executor
+
+    executor = getattr(reusable_executor, "_executor", None)
+    if executor is not None:
+        executor.shutdown(wait=True)
+
+
 def _execute(task: GridTask) -> float:
     """Run one task in a worker; returns its wall time (s)."""
+    try:
+        return _run_task(task)
+    finally:
+        _stop_joblib_workers()
+
+
+def _run_task(task: GridTask) -> float:
     started = time.perf_counter()
     grid, out, spec = _WORKER["grid"], _WORKER["out"], task.spec
     base = _experiment(spec.seed)
