@@ -236,6 +236,10 @@ def test_parallel_grid_gives_the_serial_records(setting, tmp_path):
     for column in ("alpha", "n_aug", "test_" + keys.MAE_CONFIG, "val_" + keys.MAE_CONFIG):
         assert parallel[column].tolist() == pytest.approx(serial[column].tolist(), rel=1e-4, nan_ok=True)
     assert grid_tasks(specs, grid, tmp_path / "parallel") == {}
+    wider = grid_tasks(specs, replace(grid, alphas=(0.5, 2.0, 1.0)), tmp_path / "parallel")
+    assert "schnet la seed 0 alpha 1" in wider and "schnet la seed 0 alpha 0.5" not in wider  # finished fits kept
+    assert wider["schnet la{high} seed 0"].needs == ("schnet la seed 0",)  # groups wait for the new choice
+    assert "schnet baseline seed 0" not in wider
     before = len(messages)
     run_grid(configs, splits, (0,), EIPS, specs, grid, tmp_path / "parallel", workers=2, log=messages.append)
     assert messages[before:] == []  # nothing trained, no worker started

@@ -78,8 +78,11 @@ def grid_tasks(specs: Sequence[RunSpec], grid: GridConfig, out: str | Path) -> d
     def run(spec: RunSpec, needs: tuple[str, ...] = ()) -> str:
         record = _run_folder(out, spec) / RESULT_FILE
         finished = record.exists() and stale_reason(_read(record), spec, grid.alphas, out) is None
-        if spec.group != "all" and not finished:
-            needs += (full_run(replace(spec, group="all")),)
+        if spec.group != "all":
+            # a group run follows its full LA run's choice: while that is to be (re)done, so is it
+            full = full_run(replace(spec, group="all"))
+            needs += (full,)
+            finished = finished and full not in tasks
         return add(GridTask(f"{spec.model} {spec.tag} seed {spec.seed}", "run", spec, needs=needs), finished)
 
     def full_run(spec: RunSpec) -> str:
