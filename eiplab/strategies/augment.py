@@ -107,6 +107,11 @@ def fit_augmented(
     return fit, info
 
 
+def alpha_folder(folder: str | Path, alpha: float) -> Path:
+    """The fit of one alpha inside an LA / MP+LA / confidence-group run folder."""
+    return Path(folder) / f"alpha_{alpha:g}"
+
+
 def select_alpha(
     exp: Experiment,
     selection: pd.DataFrame,
@@ -125,7 +130,7 @@ def select_alpha(
     """
     rows, best, best_val = [], None, np.inf
     for alpha in alphas:
-        sub = Path(out_dir) / f"alpha_{alpha:g}" if out_dir is not None else None
+        sub = alpha_folder(out_dir, alpha) if out_dir is not None else None
         fit, info = fit_augmented(exp, selection, model_factory(), settings, alpha=alpha, tukey=tukey, out_dir=sub, run_info=run_info)
         val = float(fit.record["metrics"]["val_" + keys.MAE_CONFIG])
         rows.append({**info, "val_" + keys.MAE_CONFIG: val, **fit.test_metrics})

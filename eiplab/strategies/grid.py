@@ -24,7 +24,7 @@ from .. import keys
 from ..data import ConfigSet
 from ..models import ModelConfig
 from ..training import TrainSettings, fit_energy_model
-from .augment import ALPHA_GRID, fit_augmented, select_alpha
+from .augment import ALPHA_GRID, alpha_folder, fit_augmented, select_alpha
 from .classifier import select_pool, train_classifier
 from .confidence import CONFIDENCE_GROUPS, confidence_groups
 from .experiment import Experiment, prepare_experiment
@@ -98,6 +98,25 @@ class GridConfig:
     extra: dict = field(default_factory=dict)
 
 
+# --- the grid folder's layout (shared with eiplab.strategies.plan and .parallel) ------------------
+SELECTION_FILE = "selection.csv"
+
+
+def run_folder(out: str | Path, spec: RunSpec) -> Path:
+    """``out/runs/<model>/<tag>/seed<k>``: a run's result (and its fit, or one fit per alpha)."""
+    return Path(out) / "runs" / spec.model / spec.tag / f"seed{spec.seed}"
+
+
+def classifier_folder(out: str | Path, model: str, subset: str, seed: int) -> Path:
+    """``out/la/<model>/<subset>/seed<k>``: the LA classifier (``classifier/``) and its selection."""
+    return Path(out) / "la" / model / subset / f"seed{seed}"
+
+
+def backbone_folder(out: str | Path, model: str, subset: str) -> Path:
+    """``out/pretrain/<model>/<subset>``: the MP backbone shared by every split."""
+    return Path(out) / "pretrain" / model / subset
+
+
 def _done(path: Path) -> dict | None:
     f = path / RESULT_FILE
     return json.loads(f.read_text()) if f.exists() else None
@@ -108,13 +127,14 @@ def alphas_tried(record: dict) -> list[float]:
     return sorted(float(row["alpha"]) for row in record.get("alpha_table", []))
 
 
-def fit_folder(run_folder: str | Path, record: dict) -> Path:
-    """Where a finished run's training record and checkpoints are: ``alpha_<a>/`` for LA runs
-    (one fit per alpha; group runs before this layout trained in the run folder itself)."""
-    run_folder = Path(run_folder)
-    if "alpha" in record and (run_folder / f"alpha_{record['alpha']:g}").is_dir():
-        return run_folder / f"alpha_{record['alpha']:g}"
-    return run_folder
+def fit_folder(folder: str | Path, record: dict) -> Path:
+    """Where a finished run's training record and checkpoints are (``folder``: its run folder):
+    ``alpha_<a>/`` for LA runs (one fit per alpha; group runs before this layout trained in the
+    run folder itself)."""
+    folder = Path(folder)
+    if "alpha" in record and alpha_folder(folder, record["alpha"]).is_dir():
+        return alpha_folder(folder, record["alpha"])
+    return folder
 
 
 def stale_reason(record: dict, spec: RunSpec, alphas: Sequence[float], out: Path) -> str | None:
@@ -126,7 +146,7 @@ def stale_reason(record: dict, spec: RunSpec, alphas: Sequence[float], out: Path
         if tried != sorted(float(a) for a in alphas):
             return f"alpha chosen from {tried}, grid is {sorted(float(a) for a in alphas)}"
     if spec.group != "all":
-        full = _done(out / "runs" / spec.model / replace(spec, group="all").tag / f"seed{spec.seed}")
+        full = _done(run_folder(out, replace(spec, group="all")))
         if full is not None and float(full["alpha"]) != float(record["alpha"]):
             return f"used alpha {record['alpha']:g}, the full LA run now chooses {full['alpha']:g}"
     return None
@@ -142,7 +162,7 @@ def _write(path: Path, record: dict) -> None:
 def pretrained_backbone(out: str | Path, model: str, exp: Experiment, grid: GridConfig, *, subset: str = "all", log=print):
     """The MP-pretrained network (K-output head) of ``model``: loaded from ``out/pretrain``, or
     pretrained on the experiment's pool configs (no DFT) and stored there first."""
-    folder = Path(out) / "pretrain" / model / subset
+    folder = backbone_folder(out, model, subset)
     if (folder / PRETRAINED_FILE).exists():
         return load_pretrained(folder)
     log(f"[grid] pretraining {model} on {len(exp.parts[keys.POOL])} pool configs x {len(exp.model_ids)} EIPs")
@@ -163,8 +183,8 @@ def pool_selection(out: str | Path, model: str, seed: int, exp: Experiment, grid
 
 
 def _selection(out: Path, spec: RunSpec, exp: Experiment, grid: GridConfig, log) -> pd.DataFrame:
-    folder = out / "la" / spec.model / spec.subset / f"seed{spec.seed}"
-    path = folder / "selection.csv"
+    folder = classifier_folder(out, spec.model, spec.subset, spec.seed)
+    path = folder / SELECTION_FILE
     if path.exists():
         return pd.read_csv(path, index_col=keys.CONFIG_ID)
     log(f"[grid] classifier {spec.model} seed {spec.seed}: {len(exp.model_ids)} EIPs + none")
@@ -202,14 +222,14 @@ def fit_alpha(spec: RunSpec, alpha: float, base: Experiment, grid: GridConfig, o
     out = Path(out)
     exp = restrict(base, eip_subset(base, spec.subset))
     selection, factory = _la_inputs(out, spec, exp, grid, log)
-    folder = out / "runs" / spec.model / spec.tag / f"seed{spec.seed}" / f"alpha_{alpha:g}"  # as select_alpha
+    folder = alpha_folder(run_folder(out, spec), alpha)  # where select_alpha looks for it
     fit_augmented(exp, selection, factory(), replace(grid.train, seed=spec.seed), alpha=alpha, tukey=spec.tukey,
                   out_dir=folder, run_info=_run_info(spec, grid))
 
 
 def run_one(spec: RunSpec, base: Experiment, grid: GridConfig, out: Path, log=print) -> dict:
     """Run one grid cell (or return its stored result)."""
-    folder = out / "runs" / spec.model / spec.tag / f"seed{spec.seed}"
+    folder = run_folder(out, spec)
     done = _done(folder)
     if done is not None:
         why = stale_reason(done, spec, grid.alphas, out)
@@ -235,7 +255,7 @@ def run_one(spec: RunSpec, base: Experiment, grid: GridConfig, out: Path, log=pr
         ids = group.index[group == spec.group]
         # one fit folder per alpha: a group run redone for a new alpha must not resume the old fit
         fit, info = fit_augmented(exp, selection, grid.model_configs[spec.model], settings, alpha=full["alpha"],
-                                  tukey=spec.tukey, group=ids, out_dir=folder / f"alpha_{full['alpha']:g}",
+                                  tukey=spec.tukey, group=ids, out_dir=alpha_folder(folder, full["alpha"]),
                                   run_info=info)
         extra.update({k: info[k] for k in ("alpha", "effective_weight", "n_aug")})
         extra["confidence_range"] = [float(selection.loc[ids, "confidence"].min()), float(selection.loc[ids, "confidence"].max())]

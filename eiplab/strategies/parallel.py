@@ -28,11 +28,16 @@ from ..training import RECORD_FILE
 from .experiment import label_with_eips, prepare_experiment
 from .grid import (
     RESULT_FILE,
+    SELECTION_FILE,
     GridConfig,
     RunSpec,
+    alpha_folder,
+    backbone_folder,
+    classifier_folder,
     fit_alpha,
     pool_selection,
     pretrained_backbone,
+    run_folder,
     run_one,
     stale_reason,
 )
@@ -52,10 +57,6 @@ class GridTask:
     needs: tuple[str, ...] = ()
 
 
-def _run_folder(out: Path, spec: RunSpec) -> Path:
-    return out / "runs" / spec.model / spec.tag / f"seed{spec.seed}"
-
-
 def grid_tasks(specs: Sequence[RunSpec], grid: GridConfig, out: str | Path) -> dict[str, GridTask]:
     """The fits still to do for ``specs`` (finished ones left out), by name, with what each needs."""
     out = Path(out)
@@ -67,16 +68,16 @@ def grid_tasks(specs: Sequence[RunSpec], grid: GridConfig, out: str | Path) -> d
         return task.name
 
     def classifier(spec: RunSpec) -> str:
-        folder = out / "la" / spec.model / spec.subset / f"seed{spec.seed}"
+        folder = classifier_folder(out, spec.model, spec.subset, spec.seed)
         return add(GridTask(f"{spec.model} classifier[{spec.subset}] seed {spec.seed}", "classifier", spec),
-                   (folder / "selection.csv").exists())
+                   (folder / SELECTION_FILE).exists())
 
     def backbone(spec: RunSpec) -> str:
-        folder = out / "pretrain" / spec.model / spec.subset
+        folder = backbone_folder(out, spec.model, spec.subset)
         return add(GridTask(f"{spec.model} pretrain[{spec.subset}]", "pretrain", spec), (folder / PRETRAINED_FILE).exists())
 
     def run(spec: RunSpec, needs: tuple[str, ...] = ()) -> str:
-        record = _run_folder(out, spec) / RESULT_FILE
+        record = run_folder(out, spec) / RESULT_FILE
         finished = record.exists() and stale_reason(_read(record), spec, grid.alphas, out) is None
         if spec.group != "all":
             # a group run follows its full LA run's choice: while that is to be (re)done, so is it
@@ -90,7 +91,7 @@ def grid_tasks(specs: Sequence[RunSpec], grid: GridConfig, out: str | Path) -> d
         needs = [classifier(spec)] + ([backbone(spec)] if spec.strategy == "mp+la" else [])
         alphas = []
         for alpha in grid.alphas:
-            done = (_run_folder(out, spec) / f"alpha_{alpha:g}" / RECORD_FILE).exists()
+            done = (alpha_folder(run_folder(out, spec), alpha) / RECORD_FILE).exists()
             alphas.append(add(GridTask(f"{spec.model} {spec.tag} seed {spec.seed} alpha {alpha:g}", "alpha", spec,
                                        alpha=float(alpha), needs=tuple(needs)), done))
         return run(spec, tuple(alphas))

@@ -17,7 +17,17 @@ from pathlib import Path
 import pandas as pd
 
 from ..training import CHECKPOINT_FILE, RECORD_FILE
-from .grid import RESULT_FILE, RunSpec, alphas_tried, stale_reason
+from .grid import (
+    RESULT_FILE,
+    SELECTION_FILE,
+    RunSpec,
+    alpha_folder,
+    alphas_tried,
+    backbone_folder,
+    classifier_folder,
+    run_folder,
+    stale_reason,
+)
 from .pretrain import PRETRAINED_FILE
 
 DONE, RESUMES, TO_DO, DEPENDS = "done", "resumes", "to do", "depends"
@@ -94,20 +104,20 @@ def plan_grid(specs: Sequence[RunSpec], alphas: Sequence[float], epochs: int, ou
             return
         listed.add(key)
         if seed is None:
-            folder = out / "pretrain" / model / subset
+            folder = backbone_folder(out, model, subset)
             rows.append(_fit_row(folder, epochs, rates.get((model, "pretrain")), (folder / PRETRAINED_FILE).exists(),
                                  model=model, run="pretrain" + ("" if subset == "all" else f"[{subset}]"), seed=None,
                                  fit="pretrain", note="MP backbone, shared by every split"))
         else:
-            folder = out / "la" / model / subset / f"seed{seed}"
+            folder = classifier_folder(out, model, subset, seed)
             rows.append(_fit_row(folder / "classifier", epochs, rates.get((model, "classifier")),
-                                 (folder / "selection.csv").exists(), model=model,
+                                 (folder / SELECTION_FILE).exists(), model=model,
                                  run="classifier" + ("" if subset == "all" else f"[{subset}]"), seed=seed,
                                  fit="classifier", note="LA classifier + pool selection"))
 
     grid_alphas = sorted(float(a) for a in alphas)
     for spec in specs:
-        folder = out / "runs" / spec.model / spec.tag / f"seed{spec.seed}"
+        folder = run_folder(out, spec)
         base = {"model": spec.model, "run": spec.tag, "seed": spec.seed}
         rate = rates.get((spec.model, spec.tag))
         record = _json(folder / RESULT_FILE)
@@ -115,7 +125,7 @@ def plan_grid(specs: Sequence[RunSpec], alphas: Sequence[float], epochs: int, ou
         # now when that full run is finished on this alpha grid
         full = None
         if spec.group != "all":
-            full = _json(out / "runs" / spec.model / replace(spec, group="all").tag / f"seed{spec.seed}" / RESULT_FILE)
+            full = _json(run_folder(out, replace(spec, group="all")) / RESULT_FILE)
             if full is not None and alphas_tried(full) != grid_alphas:
                 full = None
         stale = stale_reason(record, spec, alphas, out) if record is not None else None
@@ -129,7 +139,7 @@ def plan_grid(specs: Sequence[RunSpec], alphas: Sequence[float], epochs: int, ou
             prerequisite(spec.model, spec.subset, None)
         if spec.strategy in ("la", "mp+la") and spec.group == "all":
             for alpha in grid_alphas:
-                sub = folder / f"alpha_{alpha:g}"
+                sub = alpha_folder(folder, alpha)
                 finished = (sub / RECORD_FILE).exists()
                 note = ("finished fit reused; " if finished and stale else "") + (f"choice redone: {stale}" if stale else "")
                 rows.append(_fit_row(sub, epochs, rate, finished, **base, fit=f"alpha {alpha:g}", note=note))
@@ -143,7 +153,7 @@ def plan_grid(specs: Sequence[RunSpec], alphas: Sequence[float], epochs: int, ou
                              "estimate_s": epochs * rate if rate is not None else float("nan"),
                              "note": f"uses the alpha the full LA run chooses on this grid{used}"})
                 continue
-            folder = folder / f"alpha_{full['alpha']:g}"  # the group run's fit at the chosen alpha
+            folder = alpha_folder(folder, full["alpha"])  # the group run's fit at the chosen alpha
         rows.append(_fit_row(folder, epochs, rate, spec.group != "all" and (folder / RECORD_FILE).exists(),
                              **base, fit="run", note=note))
     return pd.DataFrame(rows, columns=PLAN_COLUMNS)
