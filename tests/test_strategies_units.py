@@ -140,6 +140,42 @@ def test_grid_plan_command_trains_nothing(tmp_path, capsys):
     assert not any(tmp_path.iterdir())  # nothing written
 
 
+def test_workers_and_plan_share_one_list_of_fits(tmp_path):
+    """The fits still needed come from one place (``grid_fits``): a finished LA run whose alpha
+    fit was deleted is not retrained (its groups only need its choice); an unfinished group run
+    waits for the full run's choice, which waits for every alpha and the classifier."""
+    import json
+
+    from eiplab.strategies.fits import grid_fits, needed
+    from eiplab.strategies.grid import RunSpec
+    from eiplab.strategies.parallel import GridConfig, grid_tasks
+    from eiplab.strategies.plan import plan_grid, plan_summary
+    from eiplab.training import TrainSettings
+
+    la = tmp_path / "runs/schnet/la/seed0"
+    (la / "alpha_1").mkdir(parents=True)  # alpha 1's fit is there, alpha 0.5's was deleted
+    (la / "alpha_1/run.json").write_text(json.dumps({"history": [{}] * 4, "wall_time_s": 8.0}))
+    table = [{"alpha": 0.5}, {"alpha": 1.0}]
+    (la / "result.json").write_text(json.dumps({"tag": "la", "alpha": 1.0, "alpha_table": table}))
+    (tmp_path / "la/schnet/all/seed0").mkdir(parents=True)
+    (tmp_path / "la/schnet/all/seed0/selection.csv").write_text("config_id\n")
+    specs = [RunSpec("schnet", "la", 0), RunSpec("schnet", "la", 0, group="low")]
+    fits = grid_fits(specs, (0.5, 1.0), tmp_path)
+    assert not fits["schnet la seed 0 alpha 0.5"].finished and fits["schnet la seed 0"].finished
+    assert list(needed(fits)) == ["schnet la{low} seed 0"]  # the group run alone
+    grid = GridConfig("si", TrainSettings(), {}, alphas=(0.5, 1.0))
+    assert list(grid_tasks(specs, grid, tmp_path)) == ["schnet la{low} seed 0"]
+    plan = plan_grid(specs, (0.5, 1.0), 4, tmp_path).set_index(["run", "fit"])
+    assert plan.loc[("la", "alpha 0.5"), "status"] == "not needed"
+    assert plan.loc[("la{low}", "run"), "status"] == "to do"
+    assert plan_summary(plan.reset_index()).startswith("1 of 4 fits to train")
+    # a wider alpha grid makes the full run stale: the new alpha, then the choice, then the group
+    wider = needed(grid_fits(specs, (0.5, 1.0, 2.0), tmp_path))
+    assert list(wider) == ["schnet la seed 0 alpha 0.5", "schnet la seed 0 alpha 2", "schnet la seed 0",
+                           "schnet la{low} seed 0"]
+    assert wider["schnet la{low} seed 0"].needs == ("schnet la seed 0",)
+
+
 def test_grid_workers_stop_joblib_processes_after_a_task():
     """A grid worker stops joblib's reusable loky processes (SOAP jobs) after each task: a spawned
     worker joins its children at exit, so idle loky processes would hold the pool's shutdown."""

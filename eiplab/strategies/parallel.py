@@ -18,100 +18,20 @@ import multiprocessing
 import time
 from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pandas as pd
 
 from ..data import ConfigSet
-from ..training import RECORD_FILE
 from .experiment import label_with_eips, prepare_experiment
-from .grid import (
-    RESULT_FILE,
-    SELECTION_FILE,
-    GridConfig,
-    RunSpec,
-    alpha_folder,
-    backbone_folder,
-    classifier_folder,
-    fit_alpha,
-    pool_selection,
-    pretrained_backbone,
-    run_folder,
-    run_one,
-    stale_reason,
-)
-from .pretrain import PRETRAINED_FILE
+from .fits import ALPHA, CLASSIFIER, PRETRAIN, GridTask, grid_fits, needed
+from .grid import GridConfig, RunSpec, fit_alpha, pool_selection, pretrained_backbone, run_one
 from .subsets import eip_subset, restrict
-
-
-@dataclass(frozen=True)
-class GridTask:
-    """One fit: ``kind`` is "classifier", "pretrain", "alpha" (one alpha of an LA / MP+LA run)
-    or "run" (``run_one``: a whole baseline / MP / group run, or an LA run's choice)."""
-
-    name: str
-    kind: str
-    spec: RunSpec
-    alpha: float | None = None
-    needs: tuple[str, ...] = ()
 
 
 def grid_tasks(specs: Sequence[RunSpec], grid: GridConfig, out: str | Path) -> dict[str, GridTask]:
     """The fits still to do for ``specs`` (finished ones left out), by name, with what each needs."""
-    out = Path(out)
-    tasks: dict[str, GridTask] = {}
-
-    def add(task: GridTask, finished: bool) -> str:
-        if not finished and task.name not in tasks:
-            tasks[task.name] = task
-        return task.name
-
-    def classifier(spec: RunSpec) -> str:
-        folder = classifier_folder(out, spec.model, spec.subset, spec.seed)
-        return add(GridTask(f"{spec.model} classifier[{spec.subset}] seed {spec.seed}", "classifier", spec),
-                   (folder / SELECTION_FILE).exists())
-
-    def backbone(spec: RunSpec) -> str:
-        folder = backbone_folder(out, spec.model, spec.subset)
-        return add(GridTask(f"{spec.model} pretrain[{spec.subset}]", "pretrain", spec), (folder / PRETRAINED_FILE).exists())
-
-    def run(spec: RunSpec, needs: tuple[str, ...] = ()) -> str:
-        record = run_folder(out, spec) / RESULT_FILE
-        finished = record.exists() and stale_reason(_read(record), spec, grid.alphas, out) is None
-        if spec.group != "all":
-            # a group run follows its full LA run's choice: while that is to be (re)done, so is it
-            full = full_run(replace(spec, group="all"))
-            needs += (full,)
-            finished = finished and full not in tasks
-        return add(GridTask(f"{spec.model} {spec.tag} seed {spec.seed}", "run", spec, needs=needs), finished)
-
-    def full_run(spec: RunSpec) -> str:
-        """An LA / MP+LA run: one task per alpha, then the choice."""
-        needs = [classifier(spec)] + ([backbone(spec)] if spec.strategy == "mp+la" else [])
-        alphas = []
-        for alpha in grid.alphas:
-            done = (alpha_folder(run_folder(out, spec), alpha) / RECORD_FILE).exists()
-            alphas.append(add(GridTask(f"{spec.model} {spec.tag} seed {spec.seed} alpha {alpha:g}", "alpha", spec,
-                                       alpha=float(alpha), needs=tuple(needs)), done))
-        return run(spec, tuple(alphas))
-
-    for spec in specs:
-        if spec.strategy in ("la", "mp+la") and spec.group == "all":
-            full_run(spec)
-        elif spec.group != "all":
-            run(spec)
-        elif spec.strategy == "mp":
-            run(spec, (backbone(spec),))
-        else:
-            run(spec)
-    return tasks
-
-
-def _read(path: Path) -> dict:
-    import json
-
-    return json.loads(path.read_text())
+    return needed(grid_fits(specs, grid.alphas, out))
 
 
 # --- worker side: the data are sent once per worker; experiments are built once per split -------
@@ -162,12 +82,12 @@ def _run_task(task: GridTask) -> float:
     started = time.perf_counter()
     grid, out, spec = _WORKER["grid"], _WORKER["out"], task.spec
     base = _experiment(spec.seed)
-    if task.kind == "classifier":
+    if task.kind == CLASSIFIER:
         pool_selection(out, spec.model, spec.seed, restrict(base, eip_subset(base, spec.subset)), grid,
                        subset=spec.subset)
-    elif task.kind == "pretrain":
+    elif task.kind == PRETRAIN:
         pretrained_backbone(out, spec.model, restrict(base, eip_subset(base, spec.subset)), grid, subset=spec.subset)
-    elif task.kind == "alpha":
+    elif task.kind == ALPHA:
         fit_alpha(spec, task.alpha, base, grid, out)
     else:
         run_one(spec, base, grid, out)

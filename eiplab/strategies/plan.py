@@ -1,41 +1,44 @@
 """What a grid command still has to train, and about how long it will take (``eiplab grid --plan``).
 
 Reads only the grid folder (result and run records, epoch checkpoints): no data, no training.
-One row per fit: a classifier, an MP backbone, a run's single fit, or one alpha of an LA / MP+LA
-run. Time estimates use the seconds per epoch recorded by this grid folder itself: the fit's own
+One row per fit of :func:`eiplab.strategies.fits.grid_fits` (the same fits, finished or not, that
+the workers of ``eiplab grid --workers N`` train): a classifier, an MP backbone, a run's single
+fit, or one alpha of an LA / MP+LA run. Time estimates use the seconds per epoch recorded by this grid folder itself: the fit's own
 checkpoint when it was interrupted, else the median over finished fits of the same model and run
 tag (so they assume the same machine, threads and load as those fits).
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
 
 from ..training import CHECKPOINT_FILE, RECORD_FILE
+from .fits import (
+    ALPHA,
+    CLASSIFIER,
+    PRETRAIN,
+    RUN,
+    GridTask,
+    grid_fits,
+    is_choice,
+    needed,
+    read_result,
+)
 from .grid import (
     RESULT_FILE,
-    SELECTION_FILE,
     RunSpec,
     alpha_folder,
-    alphas_tried,
     backbone_folder,
     classifier_folder,
     run_folder,
     stale_reason,
 )
-from .pretrain import PRETRAINED_FILE
 
-DONE, RESUMES, TO_DO, DEPENDS = "done", "resumes", "to do", "depends"
+DONE, RESUMES, TO_DO, DEPENDS, NOT_NEEDED = "done", "resumes", "to do", "depends", "not needed"
 PLAN_COLUMNS = ["model", "run", "seed", "fit", "status", "epochs_done", "epochs_left", "estimate_s", "note"]
-
-
-def _json(path: Path) -> dict | None:
-    return json.loads(path.read_text()) if path.exists() else None
 
 
 def _checkpoint_progress(folder: Path) -> tuple[int, float, bool] | None:
@@ -55,7 +58,7 @@ def _seconds_per_epoch(out: Path) -> dict[tuple[str, str], float]:
     rates: dict[tuple[str, str], list[float]] = {}
 
     def add(key: tuple[str, str], record_path: Path) -> None:
-        record = _json(record_path)
+        record = read_result(record_path)
         epochs = len(record.get("history", [])) if record else 0
         if epochs:
             rates.setdefault(key, []).append(float(record["wall_time_s"]) / epochs)
@@ -84,84 +87,87 @@ def _fit_row(folder: Path, epochs: int, rate: float | None, finished: bool, **fi
             "estimate_s": left * rate if rate is not None else float("nan")}
 
 
+def _stale(spec: RunSpec, alphas: Sequence[float], out: Path) -> str | None:
+    record = read_result(run_folder(out, spec) / RESULT_FILE)
+    return stale_reason(record, spec, alphas, out) if record is not None else None
+
+
+def _label(task: GridTask) -> str:
+    """The plan's "run" column: the run tag, or classifier / pretrain with its EIP subset."""
+    spec = task.spec
+    if task.kind in (CLASSIFIER, PRETRAIN):
+        return task.kind + ("" if spec.subset == "all" else f"[{spec.subset}]")
+    return spec.tag
+
+
 def plan_grid(specs: Sequence[RunSpec], alphas: Sequence[float], epochs: int, out: str | Path) -> pd.DataFrame:
     """The fits that ``run_grid(specs, ...)`` with this alpha grid and ``epochs`` would train.
 
-    Columns: model, run (tag), seed, fit ("classifier", "pretrain", "run" or "alpha <a>"),
-    status ("done", "resumes", "to do"; "depends" for a confidence-group run whose full LA run
-    has not yet chosen its alpha on this grid: redone only if that choice differs from the alpha
-    it used), epochs_done, epochs_left, estimate_s (seconds; NaN when this folder holds no
+    One row per fit of :func:`eiplab.strategies.fits.grid_fits` (an LA run's choice of alpha
+    trains nothing and has no row). Columns: model, run (tag), seed, fit ("classifier",
+    "pretrain", "run" or "alpha <a>"), status ("done", "resumes", "to do"; "depends" for a
+    confidence-group run whose full LA run has not yet chosen its alpha on this grid: redone only
+    if that choice differs from the alpha it used; "not needed" for an unfinished fit of a
+    finished run), epochs_done, epochs_left, estimate_s (seconds; NaN when this folder holds no
     finished fit of that kind to time it by) and note.
     """
     out = Path(out)
     rates = _seconds_per_epoch(out)
+    fits = grid_fits(specs, alphas, out)
+    todo = needed(fits)
     rows: list[dict] = []
-    listed: set[tuple] = set()
-
-    def prerequisite(model: str, subset: str, seed: int | None) -> None:
-        key = (model, subset, seed)
-        if key in listed:
-            return
-        listed.add(key)
-        if seed is None:
-            folder = backbone_folder(out, model, subset)
-            rows.append(_fit_row(folder, epochs, rates.get((model, "pretrain")), (folder / PRETRAINED_FILE).exists(),
-                                 model=model, run="pretrain" + ("" if subset == "all" else f"[{subset}]"), seed=None,
-                                 fit="pretrain", note="MP backbone, shared by every split"))
-        else:
-            folder = classifier_folder(out, model, subset, seed)
-            rows.append(_fit_row(folder / "classifier", epochs, rates.get((model, "classifier")),
-                                 (folder / SELECTION_FILE).exists(), model=model,
-                                 run="classifier" + ("" if subset == "all" else f"[{subset}]"), seed=seed,
-                                 fit="classifier", note="LA classifier + pool selection"))
-
-    grid_alphas = sorted(float(a) for a in alphas)
-    for spec in specs:
-        folder = run_folder(out, spec)
-        base = {"model": spec.model, "run": spec.tag, "seed": spec.seed}
+    for name, task in fits.items():
+        if is_choice(task):
+            continue
+        spec = task.spec
+        base = {"model": spec.model, "run": _label(task), "seed": None if task.kind == PRETRAIN else spec.seed}
+        if not task.finished and name not in todo:
+            fit = f"alpha {task.alpha:g}" if task.kind == ALPHA else task.kind
+            rows.append({**base, "fit": fit, "status": NOT_NEEDED, "epochs_done": 0, "epochs_left": 0,
+                         "estimate_s": 0.0, "note": "its run is finished"})
+            continue
+        if task.kind == CLASSIFIER:
+            folder = classifier_folder(out, spec.model, spec.subset, spec.seed) / "classifier"
+            rows.append(_fit_row(folder, epochs, rates.get((spec.model, CLASSIFIER)), task.finished, **base,
+                                 fit=CLASSIFIER, note="LA classifier + pool selection"))
+            continue
+        if task.kind == PRETRAIN:
+            rows.append(_fit_row(backbone_folder(out, spec.model, spec.subset), epochs,
+                                 rates.get((spec.model, PRETRAIN)), task.finished, **base, fit=PRETRAIN,
+                                 note="MP backbone, shared by every split"))
+            continue
         rate = rates.get((spec.model, spec.tag))
-        record = _json(folder / RESULT_FILE)
-        # a group run is judged against the full run as it will be after this grid: only known
-        # now when that full run is finished on this alpha grid
-        full = None
-        if spec.group != "all":
-            full = _json(run_folder(out, replace(spec, group="all")) / RESULT_FILE)
-            if full is not None and alphas_tried(full) != grid_alphas:
-                full = None
-        stale = stale_reason(record, spec, alphas, out) if record is not None else None
-        if record is not None and stale is None and (spec.group == "all" or full is not None):
-            rows.append({**base, "fit": "run", "status": DONE, "epochs_done": epochs, "epochs_left": 0,
-                         "estimate_s": 0.0, "note": ""})
+        stale = _stale(spec, alphas, out)
+        folder = run_folder(out, spec)
+        if task.kind == ALPHA:
+            note = ("finished fit reused; " if task.finished and stale else "") + (f"choice redone: {stale}" if stale else "")
+            rows.append(_fit_row(alpha_folder(folder, task.alpha), epochs, rate, task.finished, **base,
+                                 fit=f"alpha {task.alpha:g}", note=note))
             continue
-        if "la" in spec.strategy:
-            prerequisite(spec.model, spec.subset, spec.seed)
-        if "mp" in spec.strategy:
-            prerequisite(spec.model, spec.subset, None)
-        if spec.strategy in ("la", "mp+la") and spec.group == "all":
-            for alpha in grid_alphas:
-                sub = alpha_folder(folder, alpha)
-                finished = (sub / RECORD_FILE).exists()
-                note = ("finished fit reused; " if finished and stale else "") + (f"choice redone: {stale}" if stale else "")
-                rows.append(_fit_row(sub, epochs, rate, finished, **base, fit=f"alpha {alpha:g}", note=note))
+        if task.finished:
+            rows.append(_fit_row(folder, epochs, rate, True, **base, fit=RUN, note=""))
             continue
-        note = f"redone: {stale}" if stale else ""
-        if spec.group != "all":
-            if full is None:  # its alpha is not known until the full LA run has chosen on this grid
+        finished_fit = False
+        if spec.group != "all":  # a group run trains at the alpha its full LA run chose
+            full = fits[task.needs[-1]]
+            if not full.finished:  # not known until the full LA run has chosen on this grid
+                record = read_result(folder / RESULT_FILE)
                 used = f"; used alpha {record['alpha']:g}" if record is not None else ""
-                rows.append({**base, "fit": "run", "status": DEPENDS if record is not None else TO_DO,
+                rows.append({**base, "fit": RUN, "status": DEPENDS if record is not None else TO_DO,
                              "epochs_done": 0, "epochs_left": epochs,
                              "estimate_s": epochs * rate if rate is not None else float("nan"),
                              "note": f"uses the alpha the full LA run chooses on this grid{used}"})
                 continue
-            folder = alpha_folder(folder, full["alpha"])  # the group run's fit at the chosen alpha
-        rows.append(_fit_row(folder, epochs, rate, spec.group != "all" and (folder / RECORD_FILE).exists(),
-                             **base, fit="run", note=note))
+            folder = alpha_folder(folder, read_result(run_folder(out, full.spec) / RESULT_FILE)["alpha"])
+            finished_fit = (folder / RECORD_FILE).exists()  # trained; only its result is to be written
+        rows.append(_fit_row(folder, epochs, rate, finished_fit, **base, fit=RUN,
+                             note=f"redone: {stale}" if stale else ""))
     return pd.DataFrame(rows, columns=PLAN_COLUMNS)
 
 
 def plan_summary(plan: pd.DataFrame) -> str:
     """One paragraph: fits left, epochs left and the estimated time (hours, one process)."""
-    todo = plan[plan["status"] != DONE]
+    todo = plan[~plan["status"].isin([DONE, NOT_NEEDED])]
     if todo.empty:
         return "nothing to train: every fit of this grid is finished"
     maybe = todo["status"] == DEPENDS
