@@ -66,9 +66,11 @@ def _print_plan(args, prof) -> int:
 
 
 def write_tables(results, out) -> list[str]:
-    """Write runs + every table the results support (3; 4, 5, 7 when their runs exist)."""
+    """Write runs + every table the results support (3; 4, 5, 7 when their runs exist; the alpha
+    sensitivity tables and figure when LA runs chose alpha from several values)."""
+    from .analysis import alpha
     from .analysis import results as res
-    from .analysis.tables import save_table
+    from .analysis.tables import save_figure, save_table
     from .strategies.grid import alphas_tried
 
     runs = results.copy()
@@ -88,6 +90,11 @@ def write_tables(results, out) -> list[str]:
     if any("[" in t for t in tags):
         save_table(res.table7(results), out, "table7")
         written.append("table7")
+    if not alpha.alpha_runs(results).empty:  # runs that chose alpha from several values
+        save_table(alpha.alpha_sensitivity(results), out, "alpha_sensitivity")
+        save_table(alpha.alpha_choice(results), out, "alpha_choice")
+        save_figure(alpha.alpha_figure(results), out, "alpha_sensitivity")
+        written += ["alpha_sensitivity", "alpha_choice"]
     return written
 
 

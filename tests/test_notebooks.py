@@ -57,3 +57,24 @@ def test_table5_notebook_runs_a_chosen_split_and_alpha_grid(tmp_path, monkeypatc
     table5 = pd.read_csv(out / "table5.csv")
     assert table5["Config (eV)"].str.endswith("(n=1)").all()
     assert sorted(pd.read_csv(out / "audit_per_split.csv")["seed"]) == [0, 1, 2]
+
+
+@pytest.mark.notebook
+def test_strategies_notebook_shows_the_alpha_sensitivity(tmp_path, monkeypatch):
+    """With several alphas, notebook 03 tabulates each alpha's validation and test MAE and, per
+    split, the alpha chosen on validation against the best on test."""
+    import pandas as pd
+    import papermill as pm
+
+    monkeypatch.setenv("EIPLAB_CACHE", str(tmp_path / "cache"))
+    nb = next(p for p in NOTEBOOKS if p.stem.startswith("03"))
+    out = tmp_path / "tables"
+    pm.execute_notebook(str(nb), str(tmp_path / "03.ipynb"), cwd=str(nb.parent), progress_bar=False,
+                        parameters={"profile": "quick", "models": ["schnet"], "strategies": ["baseline", "la"],
+                                    "alphas": [0.5, 2.0], "out_dir": str(out)})
+    sensitivity = pd.read_csv(out / "alpha_sensitivity.csv")
+    assert sorted(sensitivity["alpha"]) == [0.5, 2.0] and (sensitivity["splits"] == 3).all()
+    assert sensitivity["chosen on (splits)"].sum() == 3  # one chosen alpha per split
+    choice = pd.read_csv(out / "alpha_choice.csv")
+    assert len(choice) == 3 and (choice["cost of choice (eV)"] >= 0).all()
+    assert (out / "alpha_sensitivity.html").exists()

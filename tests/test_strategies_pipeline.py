@@ -198,7 +198,8 @@ def test_a_new_alpha_grid_redoes_the_choice_but_not_the_finished_fits(setting, t
         assert wider.loc[f"la{{{g}}}", "alpha"] == chosen
     from eiplab.cli import write_tables
 
-    assert write_tables(collect_results(tmp_path), tmp_path / "tables") == ["runs", "table3", "table5"]
+    assert write_tables(collect_results(tmp_path), tmp_path / "tables") == ["runs", "table3", "table5", "alpha_sensitivity",
+                                                                           "alpha_choice"]
     runs = pd.read_csv(tmp_path / "tables/runs.csv").set_index("tag")
     assert runs.loc["la", "alpha_grid"] == "0.25 1"  # the grid each alpha was chosen from is on record
     before = len(messages)

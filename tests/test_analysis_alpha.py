@@ -1,0 +1,59 @@
+"""Alpha sensitivity of LA runs: tables and figure from hand-built run records."""
+
+import pandas as pd
+import pytest
+
+from eiplab.analysis.alpha import alpha_choice, alpha_figure, alpha_runs, alpha_sensitivity
+
+TEST, VAL = "test_mae_config", "val_mae_config"
+
+
+def la_run(seed: int, val: dict, test: dict) -> dict:
+    chosen = min(val, key=val.get)
+    table = [{"alpha": a, VAL: val[a], TEST: test[a], "test_mae_atom": test[a] / 8, "effective_weight": a / 4,
+              "n_aug": 100, "chosen": a == chosen} for a in val]
+    return {"model": "schnet", "tag": "la", "seed": seed, "alpha": chosen, TEST: test[chosen], "alpha_table": table}
+
+
+@pytest.fixture
+def results():
+    runs = [
+        la_run(0, val={0.1: 0.40, 1.0: 0.45}, test={0.1: 0.50, 1.0: 0.44}),  # validation picks 0.1, test prefers 1
+        la_run(1, val={0.1: 0.42, 1.0: 0.41}, test={0.1: 0.46, 1.0: 0.42}),  # both agree on 1
+        {"model": "schnet", "tag": "baseline", "seed": 0, TEST: 0.50, "alpha_table": float("nan")},
+        {"model": "schnet", "tag": "baseline", "seed": 1, TEST: 0.46, "alpha_table": float("nan")},
+        {"model": "schnet", "tag": "la{low}", "seed": 0, TEST: 0.47,  # a group run tried one alpha: left out
+         "alpha_table": [{"alpha": 0.1, VAL: 0.4, TEST: 0.47, "chosen": True}]},
+    ]
+    return pd.DataFrame(runs)
+
+
+def test_alpha_tables_by_hand(results):
+    assert len(alpha_runs(results)) == 4 and set(alpha_runs(results)["tag"]) == {"la"}
+    table = alpha_sensitivity(results).loc[("schnet", "la")]
+    assert table.loc[1.0, "test Config (eV)"] == "0.4300 (0.0141)"
+    assert table.loc[1.0, "test vs baseline (%)"] == pytest.approx(100 * (0.43 / 0.48 - 1), abs=0.05)
+    assert list(table["chosen on (splits)"]) == [1, 1] and list(table["splits"]) == [2, 2]
+    choice = alpha_choice(results).loc[("schnet", "la")]
+    assert choice.loc[0, "chosen alpha"] == 0.1 and choice.loc[0, "best alpha on test"] == 1.0
+    assert choice.loc[0, "cost of choice (eV)"] == pytest.approx(0.06)
+    assert choice.loc[0, "rank of chosen on test"] == 2
+    assert choice.loc[1, "cost of choice (eV)"] == 0 and choice.loc[1, "rank of chosen on test"] == 1
+
+
+def test_alpha_figure_marks_the_chosen_alpha(results):
+    fig = alpha_figure(results)
+    split0_test = next(t for t in fig.data if t.name == "split 0, test")
+    assert list(split0_test.x) == [0.1, 1.0] and list(split0_test.marker.size) == [12, 5]
+    baseline = next(t for t in fig.data if t.name.startswith("baseline"))
+    assert list(baseline.y) == pytest.approx([0.48, 0.48])
+
+
+def test_no_alpha_grid_gives_nothing_and_a_damaged_table_names_the_run(results):
+    only_baseline = results[results["tag"] == "baseline"]
+    assert alpha_runs(only_baseline).empty and alpha_figure(only_baseline) is None
+    assert alpha_sensitivity(only_baseline).empty and alpha_choice(only_baseline).empty
+    damaged = results.copy()
+    damaged.at[1, "alpha_table"] = [dict(row, chosen=True) for row in damaged.at[1, "alpha_table"]]
+    with pytest.raises(ValueError, match="schnet la seed 1: 2 alphas flagged"):
+        alpha_choice(damaged)
