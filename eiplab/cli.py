@@ -93,7 +93,7 @@ def write_tables(results, out) -> list[str]:
     if not alpha.alpha_runs(results).empty:  # runs that chose alpha from several values
         save_table(alpha.alpha_sensitivity(results), out, "alpha_sensitivity")
         save_table(alpha.alpha_choice(results), out, "alpha_choice")
-        save_figure(alpha.alpha_figure(results), out, "alpha_sensitivity")
+        save_figure(alpha.alpha_figure(results), out, "alpha_curves")
         written += ["alpha_sensitivity", "alpha_choice"]
     return written
 

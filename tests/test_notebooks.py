@@ -77,4 +77,4 @@ def test_strategies_notebook_shows_the_alpha_sensitivity(tmp_path, monkeypatch):
     assert sensitivity["chosen on (splits)"].sum() == 3  # one chosen alpha per split
     choice = pd.read_csv(out / "alpha_choice.csv")
     assert len(choice) == 3 and (choice["cost of choice (eV)"] >= 0).all()
-    assert (out / "alpha_sensitivity.html").exists()
+    assert (out / "alpha_curves.html").exists() and "<table" in (out / "alpha_sensitivity.html").read_text()

@@ -200,6 +200,8 @@ def test_a_new_alpha_grid_redoes_the_choice_but_not_the_finished_fits(setting, t
 
     assert write_tables(collect_results(tmp_path), tmp_path / "tables") == ["runs", "table3", "table5", "alpha_sensitivity",
                                                                            "alpha_choice"]
+    assert "<table" in (tmp_path / "tables/alpha_sensitivity.html").read_text()  # not overwritten by the figure
+    assert (tmp_path / "tables/alpha_curves.html").exists()
     runs = pd.read_csv(tmp_path / "tables/runs.csv").set_index("tag")
     assert runs.loc["la", "alpha_grid"] == "0.25 1"  # the grid each alpha was chosen from is on record
     before = len(messages)
