@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def _cmd_reproduce(args) -> int:
@@ -65,7 +70,7 @@ def _print_plan(args, prof) -> int:
     return 0
 
 
-def write_tables(results, out) -> list[str]:
+def write_tables(results: pd.DataFrame, out: str | Path | None) -> list[str]:
     """Write runs + every table the results support (3; 4, 5, 7 when their runs exist; the alpha
     sensitivity tables and figure when LA runs chose alpha from several values)."""
     from .analysis import alpha
@@ -160,6 +165,7 @@ def _cmd_models(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``eiplab`` command line: one sub-command per job (reproduce, grid, tables, ...)."""
     p = argparse.ArgumentParser(prog="eiplab", description="EIP knowledge for neural-network potentials")
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -200,7 +206,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "estimate from the speed this grid folder recorded")
     g.set_defaults(func=_cmd_grid)
 
-    t = sub.add_parser("tables", help="rebuild Tables 3/4/5/7 from run records (grid folders or exported records)")
+    t = sub.add_parser("tables", help="rebuild Tables 3/4/5/7 and the alpha sensitivity from run records "
+                                         "(grid folders or exported records)")
     t.add_argument("sources", nargs="+", help="grid folders (with runs/) or folders of exported records")
     t.add_argument("--out", required=True, help="where the CSV/HTML tables go")
     t.add_argument("--models", nargs="*", help="only these networks")
@@ -233,6 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run ``eiplab`` with ``argv`` (default: ``sys.argv[1:]``); returns the exit status."""
     args = build_parser().parse_args(argv)
     return args.func(args)
 

@@ -11,6 +11,7 @@ re-run (resumable); ``force=True`` re-runs everything.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from .profiles import get_profile
@@ -44,7 +45,7 @@ def run_notebooks(
     force: bool = False,
     kernel_name: str = "python3",
     workers: int | None = None,
-    log=print,
+    log: Callable[[str], object] = print,
 ) -> list[Path]:
     """Execute the notebooks headless; return the executed notebook paths.
 

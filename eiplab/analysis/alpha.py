@@ -9,12 +9,17 @@ test (an oracle nobody has: the gap is the price of choosing on a small validati
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pandas as pd
 import plotly.express as px
 
 from .. import keys
 from .results import TEST_ATOM, TEST_CONFIG
 from .tables import mean_std_table
+
+if TYPE_CHECKING:
+    import plotly.graph_objects as go
 
 VAL_CONFIG = "val_" + keys.MAE_CONFIG  # eV
 ALPHA_COLUMNS = ["model", "tag", "seed", "alpha", "effective_weight", "n_aug", VAL_CONFIG, TEST_CONFIG, TEST_ATOM,
@@ -87,7 +92,7 @@ def alpha_choice(results: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index(["model", "tag", "seed"]) if rows else pd.DataFrame()
 
 
-def alpha_figure(results: pd.DataFrame):
+def alpha_figure(results: pd.DataFrame) -> go.Figure | None:
     """Validation (dashed) and test (solid) config MAE against alpha (log axis), one colour per
     split and one panel per model and run tag; the alpha chosen on validation is drawn larger,
     the baseline's mean test MAE is the grey line. None when no run tried several alphas."""

@@ -10,6 +10,7 @@ severe > 5tau). Accuracy = 1 - outliers / audited selected configs (the paper's 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -18,6 +19,9 @@ import plotly.express as px
 from .. import keys
 from ..data import ConfigSet
 from ..strategies.labels import DEFAULT_TAU, best_eip_labels
+
+if TYPE_CHECKING:
+    import plotly.graph_objects as go
 
 DEFAULT_BANDS = (1.0, 2.0, 5.0)  # band edges in units of tau: mild [1, 2), normal [2, 5), severe >= 5
 BAND_NAMES = ("mild", "normal", "severe")
@@ -120,7 +124,7 @@ def picks_by_phase(selection: pd.DataFrame, pool: ConfigSet, names: dict[str, st
     return table
 
 
-def picks_heatmap(fractions: pd.DataFrame, title: str = "Which EIP the classifier trusts, per phase"):
+def picks_heatmap(fractions: pd.DataFrame, title: str = "Which EIP the classifier trusts, per phase") -> go.Figure:
     """Plotly heatmap of ``picks_by_phase`` (fraction of the phase's pool configs)."""
     fig = px.imshow(fractions, text_auto=".2f", aspect="auto", color_continuous_scale="Blues", zmin=0, zmax=1,
                     labels={"x": "picked class", "y": "phase", "color": "fraction"}, title=title)

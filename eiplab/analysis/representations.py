@@ -31,6 +31,8 @@ from ..models import EnergyModel, ModelConfig, build_model
 from ..training import model_inputs, resolve_device, seed_everything
 
 if TYPE_CHECKING:
+    import plotly.graph_objects as go
+
     from ..strategies.experiment import Experiment
     from ..strategies.grid import GridConfig
 
@@ -267,7 +269,7 @@ def representation_maps(
     return maps_df, summary
 
 
-def tsne_figure(maps: pd.DataFrame, color: str = ENERGY_PER_ATOM, title: str | None = None):
+def tsne_figure(maps: pd.DataFrame, color: str = ENERGY_PER_ATOM, title: str | None = None) -> go.Figure:
     """Plotly scatter of t-SNE maps, one panel per network (rows per model if several).
 
     ``color``: "energy_per_atom" (continuous, eV/atom) or "phase" (categorical). Hover shows

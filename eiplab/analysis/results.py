@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import TYPE_CHECKING
+
 import pandas as pd
 import plotly.express as px
 
 from .. import keys
 from .tables import mean_std_table
+
+if TYPE_CHECKING:
+    import plotly.graph_objects as go
 
 TEST_CONFIG = "test_" + keys.MAE_CONFIG  # eV
 TEST_ATOM = "test_" + keys.MAE_ATOM  # eV/atom
@@ -96,7 +102,7 @@ def table7(results: pd.DataFrame, decimals: int = 4) -> pd.DataFrame:
     return table.unstack("model")
 
 
-def improvement_figure(results: pd.DataFrame):
+def improvement_figure(results: pd.DataFrame) -> go.Figure:
     """Bar chart: relative change of the test config-level MAE against the baseline (%)."""
     imp = improvement_table(results).reset_index()
     imp = imp[imp["strategy"] != "baseline"]
@@ -105,7 +111,7 @@ def improvement_figure(results: pd.DataFrame):
                   title="Change of the test MAE against the baseline (negative = better)")
 
 
-def learning_curve_figure(history: list[dict], title: str = "learning curve"):
+def learning_curve_figure(history: list[dict], title: str = "learning curve") -> go.Figure:
     """Training loss and validation MAE per epoch (plotly, log-scale y)."""
     df = pd.DataFrame(history)
     cols = [c for c in ("train_loss", "val_" + keys.MAE_CONFIG, "val_" + keys.MAE_ATOM) if c in df]
@@ -114,10 +120,9 @@ def learning_curve_figure(history: list[dict], title: str = "learning curve"):
     return fig
 
 
-def load_history(grid_dir, model: str, tag: str, seed: int) -> list[dict]:
+def load_history(grid_dir: str | Path, model: str, tag: str, seed: int) -> list[dict]:
     """Per-epoch history of a finished run (for LA runs: the chosen alpha's run)."""
     import json
-    from pathlib import Path
 
     from ..strategies.grid import fit_folder
 
@@ -131,10 +136,9 @@ def load_history(grid_dir, model: str, tag: str, seed: int) -> list[dict]:
     return json.loads(record.read_text())["history"]
 
 
-def classifier_summary(grid_dir) -> pd.DataFrame:
+def classifier_summary(grid_dir: str | Path) -> pd.DataFrame:
     """LA classifiers: validation accuracy, selected / pool configs per model, subset and split."""
     import json
-    from pathlib import Path
 
     rows = []
     for f in sorted(Path(grid_dir).glob("la/*/*/seed*/classifier.json")):
@@ -152,7 +156,7 @@ def confidence_runs(results: pd.DataFrame) -> pd.DataFrame:
     return df.loc[df["group"] != "all", [c for c in cols if c in df]].reset_index(drop=True)
 
 
-def confidence_figure(results: pd.DataFrame):
+def confidence_figure(results: pd.DataFrame) -> go.Figure:
     """Bar chart of Table 5: test config MAE (eV) per confidence group, mean and std over splits
     (the title says how many)."""
     df = _table5_runs(results)

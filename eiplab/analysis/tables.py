@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
+
+if TYPE_CHECKING:
+    import plotly.graph_objects as go
 
 
 def mean_std_table(
@@ -48,7 +52,7 @@ def png_export_available() -> bool:
     return importlib.util.find_spec("kaleido") is not None
 
 
-def save_figure(fig, out_dir: str | Path | None, name: str, png: bool | None = None) -> Path | None:
+def save_figure(fig: go.Figure, out_dir: str | Path | None, name: str, png: bool | None = None) -> Path | None:
     """Write a plotly figure as standalone HTML (papermill keeps no widget state), and as PNG
     when ``png`` is True, or None and kaleido is installed (optional: ``pip install kaleido``
     plus a Chrome/Chromium, e.g. Debian's ``chromium``). A failed PNG export warns; the HTML is

@@ -8,6 +8,7 @@ mean and std over the splits.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -17,6 +18,9 @@ from .. import keys
 from .alignment import Align, SpeciesAligner
 from .energies import config_ids, dft_energies, eip_energies, n_atoms
 from .registry import spec_for
+
+if TYPE_CHECKING:
+    import plotly.graph_objects as go
 
 SplitLike = pd.Series | Mapping[str, str]
 
@@ -148,7 +152,7 @@ def parity_figure(
     energies_dft: pd.Series | None = None,
     aligner: SpeciesAligner | None = None,
     title: str = "EIP vs DFT energy",
-):
+) -> go.Figure:
     """Plotly parity plot: EIP vs DFT energy per atom (eV/atom), one trace per EIP.
 
     ``aligner``: a fitted :class:`SpeciesAligner` to plot aligned EIP energies (fit it on

@@ -8,9 +8,10 @@ the batch. ``tukey=False`` replaces the Tukey term by a plain MSE on the EIP lab
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -21,6 +22,11 @@ from ..graphs.build import N_ATOMS, Y
 from ..training import FitResult, TrainSettings, fit_energy_model, model_inputs
 from .experiment import Experiment
 from .tukey import TUKEY_C, tukey_biweight
+
+if TYPE_CHECKING:
+    from torch_geometric.data import Data
+
+    from ..models import EnergyModel, ModelConfig
 
 IS_EIP = "is_eip"  # bool [1] per graph: the label is an EIP energy (not DFT)
 ALPHA_GRID = (0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0)
@@ -54,7 +60,8 @@ class AugmentedLoss:
         return loss
 
 
-def augmented_graphs(exp: Experiment, selection: pd.DataFrame, config, *, group: Sequence[str] | None = None):
+def augmented_graphs(exp: Experiment, selection: pd.DataFrame, config: ModelConfig, *,
+                     group: Sequence[str] | None = None) -> tuple[list[Data], list[Data]]:
     """Training graphs: DFT train configs (y = E_dft) + selected pool configs (y = EIP label).
 
     ``group``: restrict the EIP-labelled configs to these ids (confidence groups, Table 5).
@@ -76,7 +83,7 @@ def augmented_graphs(exp: Experiment, selection: pd.DataFrame, config, *, group:
 def fit_augmented(
     exp: Experiment,
     selection: pd.DataFrame,
-    model,
+    model: EnergyModel,
     settings: TrainSettings,
     *,
     alpha: float,
@@ -115,7 +122,7 @@ def alpha_folder(folder: str | Path, alpha: float) -> Path:
 def select_alpha(
     exp: Experiment,
     selection: pd.DataFrame,
-    model_factory,
+    model_factory: Callable[[], EnergyModel],
     settings: TrainSettings,
     *,
     alphas: Sequence[float] = ALPHA_GRID,

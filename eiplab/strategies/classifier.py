@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -22,6 +23,10 @@ from ..models import ModelConfig, build_model
 from ..training import TrainSettings, model_inputs, predict, seed_everything, train
 from .experiment import Experiment
 from .labels import DEFAULT_TAU, best_eip_labels
+
+if TYPE_CHECKING:
+    from torch_geometric.data import Batch
+    from torch_geometric.loader import DataLoader
 
 CLASS = "eip_class"  # long [1] per graph: classifier target (0..K-1 EIP, K = none)
 NONE_CLASS = "none"
@@ -38,13 +43,13 @@ def classifier_targets(exp: Experiment, part: str, tau: float = DEFAULT_TAU) -> 
     return best_eip_labels(exp.aligned_for(part).to_numpy(), configs.energies_dft(), configs.n_atoms(), tau)
 
 
-def cross_entropy(prediction: torch.Tensor, batch) -> torch.Tensor:
+def cross_entropy(prediction: torch.Tensor, batch: Batch) -> torch.Tensor:
     """Cross-entropy between K+1 logits [n_configs, K+1] and ``eip_class``."""
     return F.cross_entropy(prediction, batch[CLASS].reshape(-1))
 
 
 @torch.no_grad()
-def accuracy_metrics(model, loader, device) -> dict[str, float]:
+def accuracy_metrics(model: torch.nn.Module, loader: DataLoader, device: torch.device | str) -> dict[str, float]:
     """Validation accuracy (fraction of configs whose argmax is their class)."""
     model.eval()
     hit, total = 0, 0

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -22,7 +22,7 @@ import pandas as pd
 
 from .. import keys
 from ..data import ConfigSet
-from ..models import ModelConfig
+from ..models import EnergyModel, ModelConfig
 from ..training import TrainSettings, fit_energy_model
 from .augment import ALPHA_GRID, alpha_folder, fit_augmented, select_alpha
 from .classifier import select_pool, train_classifier
@@ -159,7 +159,8 @@ def _write(path: Path, record: dict) -> None:
     tmp.replace(path / RESULT_FILE)
 
 
-def pretrained_backbone(out: str | Path, model: str, exp: Experiment, grid: GridConfig, *, subset: str = "all", log=print):
+def pretrained_backbone(out: str | Path, model: str, exp: Experiment, grid: GridConfig, *, subset: str = "all",
+                        log: Callable[[str], object] = print) -> EnergyModel:
     """The MP-pretrained network (K-output head) of ``model``: loaded from ``out/pretrain``, or
     pretrained on the experiment's pool configs (no DFT) and stored there first."""
     folder = backbone_folder(out, model, subset)
@@ -176,7 +177,7 @@ def _pretrained(out: Path, spec: RunSpec, exp: Experiment, grid: GridConfig, log
 
 
 def pool_selection(out: str | Path, model: str, seed: int, exp: Experiment, grid: GridConfig, *, subset: str = "all",
-                   log=print) -> pd.DataFrame:
+                   log: Callable[[str], object] = print) -> pd.DataFrame:
     """The LA classifier's selection over the pool of split ``seed`` (see ``select_pool``):
     loaded from ``out/la``, or the classifier is trained and its selection stored first."""
     return _selection(Path(out), RunSpec(model, "la", seed, subset=subset), exp, grid, log)
@@ -216,7 +217,8 @@ def _la_inputs(out: Path, spec: RunSpec, exp: Experiment, grid: GridConfig, log)
     return selection, factory
 
 
-def fit_alpha(spec: RunSpec, alpha: float, base: Experiment, grid: GridConfig, out: str | Path, log=print) -> None:
+def fit_alpha(spec: RunSpec, alpha: float, base: Experiment, grid: GridConfig, out: str | Path,
+              log: Callable[[str], object] = print) -> None:
     """Train (or resume) one alpha's fit of a full LA / MP+LA run, without choosing among alphas:
     ``run_one`` then reuses it (parallel workers train a run's alphas side by side)."""
     out = Path(out)
@@ -227,7 +229,7 @@ def fit_alpha(spec: RunSpec, alpha: float, base: Experiment, grid: GridConfig, o
                   out_dir=folder, run_info=_run_info(spec, grid))
 
 
-def run_one(spec: RunSpec, base: Experiment, grid: GridConfig, out: Path, log=print) -> dict:
+def run_one(spec: RunSpec, base: Experiment, grid: GridConfig, out: Path, log: Callable[[str], object] = print) -> dict:
     """Run one grid cell (or return its stored result)."""
     folder = run_folder(out, spec)
     done = _done(folder)
@@ -291,7 +293,7 @@ def run_grid(
     n_jobs: int = 1,
     workers: int = 1,
     threads: int = 1,
-    log=print,
+    log: Callable[[str], object] = print,
 ) -> pd.DataFrame:
     """Run every spec (skipping finished ones); return one row per run.
 

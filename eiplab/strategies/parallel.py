@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import multiprocessing
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from pathlib import Path
 
@@ -95,7 +95,7 @@ def _run_task(task: GridTask) -> float:
 
 
 def train_in_workers(specs: Sequence[RunSpec], grid: GridConfig, out: str | Path, data: tuple, *, workers: int,
-                     threads: int = 1, n_jobs: int = 1, log=print) -> None:
+                     threads: int = 1, n_jobs: int = 1, log: Callable[[str], object] = print) -> None:
     """Train every unfinished fit of ``specs`` on ``workers`` processes (``run_grid(workers=N)``).
 
     ``data`` is (configs, splits, seeds, eip_ids) as ``run_grid`` takes them.

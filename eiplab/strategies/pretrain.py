@@ -17,13 +17,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from torch_geometric.data import Batch
 
 from ..data import ConfigSet
 from ..eips import species_counts
 from ..graphs import make_loader
 from ..graphs.build import Y
 from ..models import EnergyModel, ModelConfig, build_model, load_model, replace_head, save_model
-from ..training import TrainSettings, model_inputs, seed_everything, train
+from ..training import MetricsFn, TrainSettings, model_inputs, seed_everything, train
 
 MASK = "target_mask"  # bool [1, K] per graph: which EIP targets are valid
 MAX_ABS_PER_ATOM = 200.0  # eV/atom; larger |E_k/N| is treated as a failed evaluation
@@ -83,7 +84,7 @@ def fit_scaler(configs: ConfigSet, energies: pd.DataFrame, model_ids: Sequence[s
     return TargetScaler(list(model_ids), species, nu, sigma)
 
 
-def masked_mse(prediction: torch.Tensor, batch) -> torch.Tensor:
+def masked_mse(prediction: torch.Tensor, batch: Batch) -> torch.Tensor:
     """MSE over the valid entries of the [n_configs, K] standardised targets."""
     target = batch[Y].to(prediction.dtype).reshape(prediction.shape)
     mask = batch[MASK].reshape(prediction.shape)
@@ -100,7 +101,7 @@ def _mtl_graphs(configs: ConfigSet, energies: pd.DataFrame, scaler: TargetScaler
     return graphs
 
 
-def eip_mae_metrics(scaler: TargetScaler):
+def eip_mae_metrics(scaler: TargetScaler) -> MetricsFn:
     """Validation metric: mean over EIPs of the MAE of EIP energies (eV), valid entries only."""
 
     @torch.no_grad()

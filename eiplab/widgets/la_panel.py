@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import ipywidgets as widgets
 import pandas as pd
@@ -12,9 +13,13 @@ from ..eips import spec_for
 from ..strategies.experiment import Experiment
 from ..strategies.explore import la_with_choice
 
+if TYPE_CHECKING:
+    from ..models import ModelConfig
+    from ..training import TrainSettings
 
-def la_explorer_panel(exp: Experiment, model_configs: dict, settings, eip_ids: Sequence[str],
-                      alphas: Sequence[float] = (0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0)) -> widgets.VBox:
+
+def la_explorer_panel(exp: Experiment, model_configs: dict[str, ModelConfig], settings: TrainSettings,
+                      eip_ids: Sequence[str], alphas: Sequence[float] = (0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0)) -> widgets.VBox:
     """Widgets: model, EIP multi-select, alpha, Tukey on/off and a Run button; each run adds a row."""
     model = widgets.Dropdown(options=list(model_configs), description="model")
     eips = widgets.SelectMultiple(options=[(spec_for(m).name, m) for m in eip_ids], value=tuple(eip_ids),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import ipywidgets as widgets
 import pandas as pd
 import plotly.graph_objects as go
@@ -9,7 +11,7 @@ import plotly.graph_objects as go
 from ..analysis.results import learning_curve_figure, load_history
 
 
-def learning_curve_panel(grid_dir, results: pd.DataFrame) -> widgets.VBox:
+def learning_curve_panel(grid_dir: str | Path, results: pd.DataFrame) -> widgets.VBox:
     """Dropdowns over the finished runs in ``results``; the plot follows the choice."""
     model = widgets.Dropdown(options=sorted(results["model"].unique()), description="model")
     tag = widgets.Dropdown(options=sorted(results["tag"].unique()), description="strategy")

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import ipywidgets as widgets
 import numpy as np
 
 from .. import keys
 from ..data import ConfigSet
 
+if TYPE_CHECKING:
+    import ase
+    import nglview
 
-def show_config(atoms, repeat: int = 1):
+
+def show_config(atoms: ase.Atoms, repeat: int = 1) -> nglview.NGLWidget:
     """An nglview widget showing one configuration (periodic cells repeated ``repeat`` times)."""
     import nglview  # imported lazily: heavy, and only needed in interactive sessions
 
@@ -20,7 +26,7 @@ def show_config(atoms, repeat: int = 1):
     return view
 
 
-def describe_config(atoms) -> str:
+def describe_config(atoms: ase.Atoms) -> str:
     """A short HTML description: id, formula, phase, DFT and EIP energies per atom."""
     n = len(atoms)
     lines = [
