@@ -107,7 +107,7 @@ def _cmd_tables(args) -> int:
     import pandas as pd
 
     from .analysis import results as res
-    from .strategies.grid import export_records, load_records
+    from .strategies.records import export_records, load_records
 
     results = pd.concat([load_records(f) for f in args.sources], ignore_index=True)
     if args.models:

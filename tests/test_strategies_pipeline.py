@@ -16,8 +16,9 @@ from eiplab.data import load_dataset, paper_splits
 from eiplab.strategies import augment
 from eiplab.strategies.classifier import select_pool, train_classifier
 from eiplab.strategies.experiment import prepare_experiment
-from eiplab.strategies.grid import collect_results, grid_from_profile, run_grid, specs_for
+from eiplab.strategies.grid import grid_from_profile, run_grid, specs_for
 from eiplab.strategies.pretrain import fit_scaler, for_finetuning, load_pretrained, pretrain
+from eiplab.strategies.records import collect_results
 
 pytest.importorskip("kimpy")
 pytestmark = pytest.mark.kim
@@ -126,7 +127,7 @@ def test_grid_runs_all_strategies_and_resumes(setting, tmp_path):
     assert selection["n_pool"] == (splits[0] == keys.POOL).sum()
     # exported records (as committed under reports/) rebuild the same tables
     from eiplab.analysis import results as res
-    from eiplab.strategies.grid import export_records, load_records
+    from eiplab.strategies.records import export_records, load_records
 
     written = export_records(tmp_path, tmp_path / "records")
     assert (tmp_path / "records" / "schnet-la-seed0.run.json").exists()  # the chosen alpha's training record
