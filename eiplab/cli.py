@@ -63,10 +63,10 @@ def _print_plan(args, prof) -> int:
                       args.strategies, tukey_ablation=args.ablations,
                       subsets=("best", "worst", "best+worst") if args.ablations else (), confidence=args.confidence)
     plan = plan_grid(specs, args.alphas or prof.alphas, train_settings(args.profile).epochs, args.grid_dir)
-    shown = plan.assign(estimate_min=(plan["estimate_s"] / 60).round(1)).drop(columns="estimate_s")
+    shown = plan.assign(estimate_min=(plan["estimate_s"] / 60).round(1)).drop(columns=["estimate_s", "name", "needs"])
     with pd.option_context("display.max_rows", None, "display.width", 200, "display.max_colwidth", 60):
         print(shown.to_string(index=False))
-    print(plan_summary(plan))
+    print(plan_summary(plan, workers=args.workers))
     return 0
 
 
@@ -203,7 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "each uses --threads torch threads (default 1): one worker per core on a CPU machine")
     g.add_argument("--plan", action="store_true",
                    help="train nothing: list each fit the command would train (done / resumes / to do) with a time "
-                        "estimate from the speed this grid folder recorded")
+                        "estimate from the speed this grid folder recorded (and the wall time on --workers)")
     g.set_defaults(func=_cmd_grid)
 
     t = sub.add_parser("tables", help="rebuild Tables 3/4/5/7 and the alpha sensitivity from run records "

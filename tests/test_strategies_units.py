@@ -176,6 +176,22 @@ def test_workers_and_plan_share_one_list_of_fits(tmp_path):
     assert wider["schnet la{low} seed 0"].needs == ("schnet la seed 0",)
 
 
+def test_plan_wall_estimate_follows_the_workers_schedule():
+    """Two independent 1 h fits and a 1 h fit needing the first: 3 h in one process, 2 h on two
+    workers (the dependent fit waits for its need, not for the other fit); done fits cost nothing."""
+    import pandas as pd
+
+    from eiplab.strategies.plan import plan_summary, wall_estimate_s
+
+    rows = [("a", "to do", ()), ("b", "resumes", ()), ("c", "to do", ("a", "done-fit")), ("done-fit", "done", ())]
+    plan = pd.DataFrame([{"name": n, "status": st, "needs": needs, "estimate_s": 0.0 if st == "done" else 3600.0,
+                          "epochs_left": 10} for n, st, needs in rows])
+    assert wall_estimate_s(plan, 1) == 3 * 3600 and wall_estimate_s(plan, 2) == 2 * 3600
+    assert wall_estimate_s(plan, 8) == 2 * 3600  # the chain a -> c bounds it
+    assert "(about 2.0 h on 2 workers)" in plan_summary(plan, workers=2)
+    assert "workers" not in plan_summary(plan)
+
+
 def test_grid_workers_stop_joblib_processes_after_a_task():
     """A grid worker stops joblib's reusable loky processes (SOAP jobs) after each task: a spawned
     worker joins its children at exit, so idle loky processes would hold the pool's shutdown."""

@@ -38,7 +38,8 @@ from .grid import (
 )
 
 DONE, RESUMES, TO_DO, DEPENDS, NOT_NEEDED = "done", "resumes", "to do", "depends", "not needed"
-PLAN_COLUMNS = ["model", "run", "seed", "fit", "status", "epochs_done", "epochs_left", "estimate_s", "note"]
+PLAN_COLUMNS = ["model", "run", "seed", "fit", "status", "epochs_done", "epochs_left", "estimate_s", "note", "name",
+                "needs"]
 
 
 def _checkpoint_progress(folder: Path) -> tuple[int, float, bool] | None:
@@ -109,7 +110,8 @@ def plan_grid(specs: Sequence[RunSpec], alphas: Sequence[float], epochs: int, ou
     confidence-group run whose full LA run has not yet chosen its alpha on this grid: redone only
     if that choice differs from the alpha it used; "not needed" for an unfinished fit of a
     finished run), epochs_done, epochs_left, estimate_s (seconds; NaN when this folder holds no
-    finished fit of that kind to time it by) and note.
+    finished fit of that kind to time it by), note, name (the fit's name, as the workers log it)
+    and needs (the names of the fits it waits for).
     """
     out = Path(out)
     rates = _seconds_per_epoch(out)
@@ -120,7 +122,9 @@ def plan_grid(specs: Sequence[RunSpec], alphas: Sequence[float], epochs: int, ou
         if is_choice(task):
             continue
         spec = task.spec
-        base = {"model": spec.model, "run": _label(task), "seed": None if task.kind == PRETRAIN else spec.seed}
+        needs = tuple(m for n in task.needs for m in (fits[n].needs if is_choice(fits[n]) else (n,)))
+        base = {"model": spec.model, "run": _label(task), "seed": None if task.kind == PRETRAIN else spec.seed,
+                "name": name, "needs": needs}
         if not task.finished and name not in todo:
             fit = f"alpha {task.alpha:g}" if task.kind == ALPHA else task.kind
             rows.append({**base, "fit": fit, "status": NOT_NEEDED, "epochs_done": 0, "epochs_left": 0,
@@ -165,8 +169,26 @@ def plan_grid(specs: Sequence[RunSpec], alphas: Sequence[float], epochs: int, ou
     return pd.DataFrame(rows, columns=PLAN_COLUMNS)
 
 
-def plan_summary(plan: pd.DataFrame) -> str:
-    """One paragraph: fits left, epochs left and the estimated time (hours, one process)."""
+def wall_estimate_s(plan: pd.DataFrame, workers: int) -> float:
+    """Seconds until every fit that is surely to train (resumes / to do) is done on ``workers``
+    processes: each fit, in plan order, goes to the first free worker once the fits it needs are
+    done (as ``eiplab grid --workers`` schedules them), taking its estimated time (a fit not yet
+    timed counts 0). Assumes each worker keeps the speed the folder recorded."""
+    todo = plan[plan["status"].isin([RESUMES, TO_DO])]
+    duration = dict(zip(todo["name"], todo["estimate_s"].fillna(0.0), strict=True))
+    free = [0.0] * max(workers, 1)
+    finish: dict[str, float] = {}
+    for name, needs in zip(todo["name"], todo["needs"], strict=True):
+        ready = max((finish[m] for m in needs if m in finish), default=0.0)
+        worker = min(range(len(free)), key=free.__getitem__)
+        finish[name] = max(free[worker], ready) + duration[name]
+        free[worker] = finish[name]
+    return max(finish.values(), default=0.0)
+
+
+def plan_summary(plan: pd.DataFrame, workers: int = 1) -> str:
+    """One paragraph: fits left, epochs left and the estimated time (hours, one process; and on
+    ``workers`` processes when more than one)."""
     todo = plan[~plan["status"].isin([DONE, NOT_NEEDED])]
     if todo.empty:
         return "nothing to train: every fit of this grid is finished"
@@ -175,6 +197,8 @@ def plan_summary(plan: pd.DataFrame) -> str:
     known = sure["estimate_s"].notna()
     text = (f"{len(sure)} of {len(plan)} fits to train ({int(sure['epochs_left'].sum())} epochs); about "
             f"{sure.loc[known, 'estimate_s'].sum() / 3600:.1f} h in one process at the speed this folder recorded")
+    if workers > 1:
+        text += f" (about {wall_estimate_s(plan, workers) / 3600:.1f} h on {workers} workers)"
     if (~known).any():
         text += f", plus {int((~known).sum())} fit(s) of a kind not yet timed here"
     if maybe.any():
