@@ -1,11 +1,12 @@
 """What a grid command still has to train, and about how long it will take (``eiplab grid --plan``).
 
 Reads only the grid folder (result and run records, epoch checkpoints): no data, no training.
-One row per fit of :func:`eiplab.strategies.fits.grid_fits` (the same fits, finished or not, that
-the workers of ``eiplab grid --workers N`` train): a classifier, an MP backbone, a run's single
-fit, or one alpha of an LA / MP+LA run. Time estimates use the seconds per epoch recorded by this grid folder itself: the fit's own
-checkpoint when it was interrupted, else the median over finished fits of the same model and run
-tag (so they assume the same machine, threads and load as those fits).
+One row per fit of :func:`eiplab.strategies.fits.grid_fits` (the same fits, finished or not,
+that the workers of ``eiplab grid --workers N`` train): a classifier, an MP backbone, a run's
+single fit, or one alpha of an LA / MP+LA run. Time estimates use the seconds per epoch
+recorded by this grid folder itself: the fit's own checkpoint when it was interrupted, else the
+median over finished fits of the same model and run tag (so they assume the same machine,
+threads and load as those fits).
 """
 
 from __future__ import annotations
