@@ -9,7 +9,6 @@ alpha on validation (which trains nothing itself and reuses its alpha fits).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -22,6 +21,7 @@ from .grid import (
     alpha_folder,
     backbone_folder,
     classifier_folder,
+    read_record,
     run_folder,
     stale_reason,
 )
@@ -47,11 +47,6 @@ class GridTask:
 def is_choice(task: GridTask) -> bool:
     """An LA / MP+LA run's choice of alpha: a "run" that trains nothing (its alphas do)."""
     return task.kind == RUN and task.spec.strategy in ("la", "mp+la") and task.spec.group == "all"
-
-
-def read_result(path: Path) -> dict | None:
-    """A JSON record (``result.json`` / ``run.json``), or None when the file is not there."""
-    return json.loads(path.read_text()) if path.exists() else None
 
 
 def grid_fits(specs: Sequence[RunSpec], alphas: Sequence[float], out: str | Path) -> dict[str, GridTask]:
@@ -80,7 +75,7 @@ def grid_fits(specs: Sequence[RunSpec], alphas: Sequence[float], out: str | Path
                             finished=(folder / PRETRAINED_FILE).exists()))
 
     def run(spec: RunSpec, needs: tuple[str, ...] = ()) -> str:
-        record = read_result(run_folder(out, spec) / RESULT_FILE)
+        record = read_record(run_folder(out, spec) / RESULT_FILE)
         finished = record is not None and stale_reason(record, spec, alphas, out) is None
         if spec.group != "all":
             full = full_run(replace(spec, group="all"))

@@ -117,9 +117,14 @@ def backbone_folder(out: str | Path, model: str, subset: str) -> Path:
     return Path(out) / "pretrain" / model / subset
 
 
-def _done(path: Path) -> dict | None:
-    f = path / RESULT_FILE
-    return json.loads(f.read_text()) if f.exists() else None
+def read_record(path: Path) -> dict | None:
+    """A JSON record of the grid folder (``result.json``, ``run.json``), or None when absent."""
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def _done(folder: Path) -> dict | None:
+    """A run folder's result, or None while the run is unfinished."""
+    return read_record(folder / RESULT_FILE)
 
 
 def alphas_tried(record: dict) -> list[float]:

@@ -26,7 +26,6 @@ from .fits import (
     grid_fits,
     is_choice,
     needed,
-    read_result,
 )
 from .grid import (
     RESULT_FILE,
@@ -34,6 +33,7 @@ from .grid import (
     alpha_folder,
     backbone_folder,
     classifier_folder,
+    read_record,
     run_folder,
     stale_reason,
 )
@@ -60,7 +60,7 @@ def _seconds_per_epoch(out: Path) -> dict[tuple[str, str], float]:
     rates: dict[tuple[str, str], list[float]] = {}
 
     def add(key: tuple[str, str], record_path: Path) -> None:
-        record = read_result(record_path)
+        record = read_record(record_path)
         epochs = len(record.get("history", [])) if record else 0
         if epochs:
             rates.setdefault(key, []).append(float(record["wall_time_s"]) / epochs)
@@ -90,7 +90,7 @@ def _fit_row(folder: Path, epochs: int, rate: float | None, finished: bool, **fi
 
 
 def _stale(spec: RunSpec, alphas: Sequence[float], out: Path) -> str | None:
-    record = read_result(run_folder(out, spec) / RESULT_FILE)
+    record = read_record(run_folder(out, spec) / RESULT_FILE)
     return stale_reason(record, spec, alphas, out) if record is not None else None
 
 
@@ -156,14 +156,14 @@ def plan_grid(specs: Sequence[RunSpec], alphas: Sequence[float], epochs: int, ou
         if spec.group != "all":  # a group run trains at the alpha its full LA run chose
             full = fits[task.needs[-1]]
             if not full.finished:  # not known until the full LA run has chosen on this grid
-                record = read_result(folder / RESULT_FILE)
+                record = read_record(folder / RESULT_FILE)
                 used = f"; used alpha {record['alpha']:g}" if record is not None else ""
                 rows.append({**base, "fit": RUN, "status": DEPENDS if record is not None else TO_DO,
                              "epochs_done": 0, "epochs_left": epochs,
                              "estimate_s": epochs * rate if rate is not None else float("nan"),
                              "note": f"uses the alpha the full LA run chooses on this grid{used}"})
                 continue
-            folder = alpha_folder(folder, read_result(run_folder(out, full.spec) / RESULT_FILE)["alpha"])
+            folder = alpha_folder(folder, read_record(run_folder(out, full.spec) / RESULT_FILE)["alpha"])
             finished_fit = (folder / RECORD_FILE).exists()  # trained; only its result is to be written
         rows.append(_fit_row(folder, epochs, rate, finished_fit, **base, fit=RUN,
                              note=f"redone: {stale}" if stale else ""))
