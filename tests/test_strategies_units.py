@@ -192,6 +192,27 @@ def test_plan_wall_estimate_follows_the_workers_schedule():
     assert "workers" not in plan_summary(plan)
 
 
+def test_workers_take_the_first_ready_fit_in_order():
+    """A free worker gets the first ready fit in grid order: split 0's choice runs as soon as its
+    alphas are done, before split 1's alphas that were ready all along."""
+    from eiplab.strategies.fits import GridTask
+    from eiplab.strategies.grid import RunSpec
+    from eiplab.strategies.parallel import next_tasks
+
+    spec = RunSpec("schnet", "la", 0)
+    names = {"a0": (), "a1": (), "choice0": ("a0", "a1"), "b0": (), "b1": (), "group0": ("choice0",)}
+    tasks = {n: GridTask(n, "alpha", spec, needs=needs) for n, needs in names.items()}
+    waiting = dict(tasks)
+    assert next_tasks(waiting, set(), tasks, 2) == ["a0", "a1"]
+    for n in ("a0", "a1"):
+        del waiting[n]
+    assert next_tasks(waiting, {"a0"}, tasks, 1) == ["b0"]  # the choice still waits for a1
+    del waiting["b0"]
+    assert next_tasks(waiting, {"a0", "a1"}, tasks, 1) == ["choice0"]  # before b1
+    assert next_tasks(waiting, {"a0", "a1"}, tasks, 0) == []
+    assert next_tasks({"x": GridTask("x", "run", spec, needs=("done-before",))}, set(), {"x"}, 1) == ["x"]
+
+
 def test_grid_workers_stop_joblib_processes_after_a_task():
     """A grid worker stops joblib's reusable loky processes (SOAP jobs) after each task: a spawned
     worker joins its children at exit, so idle loky processes would hold the pool's shutdown."""

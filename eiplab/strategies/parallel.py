@@ -3,7 +3,7 @@
 The grid is cut into fits with dependencies: LA classifiers and MP backbones first, then
 baseline / MP runs and every alpha of every LA / MP+LA run side by side, then each LA run's
 choice on validation (reusing its fits), then the confidence-group runs (which need that
-choice). A fit starts as soon as what it needs is finished, on whichever worker is free. Fits
+choice). A free worker takes the first fit whose needs are finished, in grid order. Fits
 already finished in the grid folder are skipped, and an interrupted fit resumes from its last
 epoch as in the serial grid, so the result is the one ``run_grid`` gives: it is called at the
 end, in this process, and only reads what the workers stored (``run_grid(..., workers=N)``).
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import multiprocessing
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from pathlib import Path
 
@@ -111,8 +111,19 @@ def train_in_workers(specs: Sequence[RunSpec], grid: GridConfig, out: str | Path
     _schedule(tasks, workers, (configs, list(splits), list(seeds), list(eip_ids), grid, str(out), threads), log)
 
 
+def next_tasks(waiting: dict[str, GridTask], finished: Collection[str], todo: Collection[str], free: int) -> list[str]:
+    """The first ``free`` waiting tasks, in order, whose needs are finished (or were never to do)."""
+    ready = [name for name, task in waiting.items()
+             if all(need in finished or need not in todo for need in task.needs)]
+    return ready[:max(free, 0)]
+
+
 def _schedule(tasks: dict[str, GridTask], workers: int, initargs: tuple, log) -> None:
-    """Submit each task once what it needs is finished; stop everything at the first failure."""
+    """Give each free worker the first task (in ``tasks`` order) whose needs are finished; stop
+    everything at the first failure. Only as many tasks as workers are submitted at a time, so a
+    task never queues behind ones that became ready earlier but come later in the order: an LA
+    run's choice runs as soon as its alphas are done, not after every other split's alphas (an
+    interrupted grid then leaves whole splits finished)."""
     waiting = dict(tasks)
     running: dict[Future, str] = {}
     finished: set[str] = set()
@@ -120,10 +131,8 @@ def _schedule(tasks: dict[str, GridTask], workers: int, initargs: tuple, log) ->
     pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=initargs)
     try:
         while waiting or running:
-            for name, task in list(waiting.items()):
-                if all(need in finished or need not in tasks for need in task.needs):
-                    running[pool.submit(_execute, task)] = name
-                    del waiting[name]
+            for name in next_tasks(waiting, finished, tasks, workers - len(running)):
+                running[pool.submit(_execute, waiting.pop(name))] = name
             if not running:
                 raise RuntimeError(f"grid tasks wait on each other: {sorted(waiting)}")
             done, _ = wait(running, return_when=FIRST_COMPLETED)
