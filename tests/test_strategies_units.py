@@ -227,3 +227,18 @@ def test_grid_workers_stop_joblib_processes_after_a_task():
     assert processes and all(p.is_alive() for p in processes)
     _stop_joblib_workers()
     assert executor._flags.shutdown and not any(p.is_alive() for p in processes)
+
+
+def test_fits_come_split_by_split(tmp_path):
+    """A split's group run comes right after its LA run's choice and before the next split's
+    fits, whatever order the specs came in (an interrupted grid leaves whole splits finished)."""
+    from eiplab.strategies.fits import grid_fits, needed
+    from eiplab.strategies.grid import RunSpec
+
+    specs = [RunSpec("schnet", "la", 0), RunSpec("schnet", "la", 1),
+             RunSpec("schnet", "la", 0, group="low"), RunSpec("schnet", "la", 1, group="low")]
+    order = list(needed(grid_fits(specs, (0.5,), tmp_path)))
+    assert order == ["schnet classifier[all] seed 0", "schnet la seed 0 alpha 0.5", "schnet la seed 0",
+                     "schnet la{low} seed 0",
+                     "schnet classifier[all] seed 1", "schnet la seed 1 alpha 0.5", "schnet la seed 1",
+                     "schnet la{low} seed 1"]

@@ -50,7 +50,10 @@ def is_choice(task: GridTask) -> bool:
 
 
 def grid_fits(specs: Sequence[RunSpec], alphas: Sequence[float], out: str | Path) -> dict[str, GridTask]:
-    """Every fit ``specs`` need on this alpha grid, by name, each after the fits it needs.
+    """Every fit ``specs`` need on this alpha grid, by name, each after the fits it needs,
+    split by split (the specs in their order within a split): a split's confidence-group runs
+    come right after its LA run's choice, before the next split's fits, so an interrupted grid
+    leaves whole splits finished (the workers take the first ready fit in this order).
 
     Finished: a classifier whose pool selection is stored, a backbone whose pretrained network
     is stored, an alpha whose training record is stored, a run whose ``result.json`` is stored
@@ -93,7 +96,7 @@ def grid_fits(specs: Sequence[RunSpec], alphas: Sequence[float], out: str | Path
                        for alpha in alphas)
         return run(spec, fitted)
 
-    for spec in specs:
+    for spec in sorted(specs, key=lambda spec: spec.seed):  # stable: grid order within a split
         if spec.strategy in ("la", "mp+la") and spec.group == "all":
             full_run(spec)
         elif spec.strategy == "mp" and spec.group == "all":

@@ -1,9 +1,10 @@
 """Run a grid's fits on several processes (``eiplab grid --workers N``).
 
-The grid is cut into fits with dependencies: LA classifiers and MP backbones first, then
-baseline / MP runs and every alpha of every LA / MP+LA run side by side, then each LA run's
-choice on validation (reusing its fits), then the confidence-group runs (which need that
-choice). A free worker takes the first fit whose needs are finished, in grid order. Fits
+The grid is cut into fits with dependencies (``eiplab.strategies.fits``), split by split: a
+split's LA classifier and the MP backbone, its baseline / MP runs and every alpha of its LA /
+MP+LA runs, each LA run's choice on validation (reusing its fits), then its confidence-group
+runs (which need that choice). A free worker takes the first fit whose needs are finished, in
+that order, so the next split's fits fill the workers while a split's choice waits. Fits
 already finished in the grid folder are skipped, and an interrupted fit resumes from its last
 epoch as in the serial grid, so the result is the one ``run_grid`` gives: it is called at the
 end, in this process, and only reads what the workers stored (``run_grid(..., workers=N)``).
