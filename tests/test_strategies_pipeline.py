@@ -236,6 +236,9 @@ def test_parallel_grid_gives_the_serial_records(setting, tmp_path):
     parallel = run_grid(configs, splits, (0,), EIPS, specs, grid, tmp_path / "parallel", workers=2,
                         log=messages.append)
     assert f"{len(tasks)} fits to do on 2 worker" in messages[0]
+    left = [int(m.split()[2]) for m in messages if m.startswith("[grid] left: ")]
+    assert len(left) == len(tasks) - 1  # after every finished fit but the last
+    assert left == sorted(left, reverse=True) and left[0] < len(tasks)  # fits left (LA choices train nothing)
     assert list(parallel["tag"]) == list(serial["tag"])
     for column in ("alpha", "n_aug", "test_" + keys.MAE_CONFIG, "val_" + keys.MAE_CONFIG):
         assert parallel[column].tolist() == pytest.approx(serial[column].tolist(), rel=1e-4, nan_ok=True)

@@ -181,7 +181,7 @@ def test_plan_wall_estimate_follows_the_workers_schedule():
     workers (the dependent fit waits for its need, not for the other fit); done fits cost nothing."""
     import pandas as pd
 
-    from eiplab.strategies.plan import plan_summary, wall_estimate_s
+    from eiplab.strategies.plan import plan_summary, time_left, wall_estimate_s
 
     rows = [("a", "to do", ()), ("b", "resumes", ()), ("c", "to do", ("a", "done-fit")), ("done-fit", "done", ())]
     plan = pd.DataFrame([{"name": n, "status": st, "needs": needs, "estimate_s": 0.0 if st == "done" else 3600.0,
@@ -190,6 +190,14 @@ def test_plan_wall_estimate_follows_the_workers_schedule():
     assert wall_estimate_s(plan, 8) == 2 * 3600  # the chain a -> c bounds it
     assert "(about 2.0 h on 2 workers)" in plan_summary(plan, workers=2)
     assert "workers" not in plan_summary(plan)
+    assert time_left(plan, 2) == "3 fit(s) left, about 2.0 h on 2 worker(s)"
+    waits = pd.concat([plan, pd.DataFrame([{"name": "g", "status": "depends", "needs": ("c",), "estimate_s": 60.0,
+                                            "epochs_left": 10}])], ignore_index=True)
+    assert time_left(waits, 1).endswith("about 3.0 h on 1 worker(s); 1 group run(s) more if an LA run's alpha changes")
+    assert time_left(plan[plan["status"] == "done"]) == "nothing left to train"
+    untimed = plan.assign(estimate_s=[3600.0, float("nan"), 3600.0, 0.0])
+    assert time_left(untimed, 2) == "3 fit(s) left, about 2.0 h on 2 worker(s) plus 1 fit(s) of a kind not yet timed here"
+    assert time_left(plan.assign(estimate_s=float("nan")), 2).startswith("3 fit(s) left (no time estimate")
 
 
 def test_workers_take_the_first_ready_fit_in_order():

@@ -27,6 +27,7 @@ from ..data import ConfigSet
 from .experiment import label_with_eips, prepare_experiment
 from .fits import ALPHA, CLASSIFIER, PRETRAIN, GridTask, grid_fits, needed
 from .grid import GridConfig, RunSpec, fit_alpha, pool_selection, pretrained_backbone, run_one
+from .plan import plan_grid, time_left
 from .subsets import eip_subset, restrict
 
 
@@ -109,7 +110,12 @@ def train_in_workers(specs: Sequence[RunSpec], grid: GridConfig, out: str | Path
     configs, splits, seeds, eip_ids = data
     label_with_eips(configs, eip_ids, n_jobs=n_jobs, progress=False)  # labelled once, here; workers read the cache
     log(f"[grid] {len(tasks)} fits to do on {workers} worker processes ({threads} torch thread(s) each)")
-    _schedule(tasks, workers, (configs, list(splits), list(seeds), list(eip_ids), grid, str(out), threads), log)
+
+    def left() -> str:
+        return time_left(plan_grid(specs, grid.alphas, grid.train.epochs, out), workers)
+
+    _schedule(tasks, workers, (configs, list(splits), list(seeds), list(eip_ids), grid, str(out), threads), log,
+              left=left)
 
 
 def next_tasks(waiting: dict[str, GridTask], finished: Collection[str], todo: Collection[str], free: int) -> list[str]:
@@ -119,12 +125,14 @@ def next_tasks(waiting: dict[str, GridTask], finished: Collection[str], todo: Co
     return ready[:max(free, 0)]
 
 
-def _schedule(tasks: dict[str, GridTask], workers: int, initargs: tuple, log) -> None:
+def _schedule(tasks: dict[str, GridTask], workers: int, initargs: tuple, log,
+              left: Callable[[], str] | None = None) -> None:
     """Give each free worker the first task (in ``tasks`` order) whose needs are finished; stop
     everything at the first failure. Only as many tasks as workers are submitted at a time, so a
     task never queues behind ones that became ready earlier but come later in the order: an LA
     run's choice runs as soon as its alphas are done, not after every other split's alphas (an
-    interrupted grid then leaves whole splits finished)."""
+    interrupted grid then leaves whole splits finished). After each finished fit, ``left()`` (the
+    plan's estimate of what is left) is logged."""
     waiting = dict(tasks)
     running: dict[Future, str] = {}
     finished: set[str] = set()
@@ -146,6 +154,8 @@ def _schedule(tasks: dict[str, GridTask], workers: int, initargs: tuple, log) ->
                                        "re-run the same command to resume") from exc
                 finished.add(name)
                 log(f"[grid] done ({len(finished)}/{len(tasks)}): {name} in {seconds / 60:.1f} min")
+                if left is not None and (waiting or running):
+                    log(f"[grid] left: {left()}")
     except BaseException:
         pool.shutdown(wait=False, cancel_futures=True)
         raise

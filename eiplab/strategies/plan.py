@@ -206,3 +206,23 @@ def plan_summary(plan: pd.DataFrame, workers: int = 1) -> str:
         text += (f"; {int(maybe.sum())} confidence-group fit(s) redone only if the full LA run's alpha changes "
                  f"(up to {todo.loc[maybe, 'estimate_s'].sum() / 3600:.1f} h more)")
     return text + "."
+
+
+def time_left(plan: pd.DataFrame, workers: int = 1) -> str:
+    """One line for a running grid's log: fits left and the estimated wall time on ``workers``
+    processes (hours, at the speed this folder recorded; group runs waiting for an LA run's
+    choice counted apart)."""
+    sure = plan[plan["status"].isin([RESUMES, TO_DO])]
+    maybe = plan[plan["status"] == DEPENDS]
+    if sure.empty and maybe.empty:
+        return "nothing left to train"
+    timed = sure["estimate_s"].notna()
+    if not timed.any():
+        text = f"{len(sure)} fit(s) left (no time estimate until a fit of each kind has finished in this folder)"
+    else:
+        text = f"{len(sure)} fit(s) left, about {wall_estimate_s(plan, workers) / 3600:.1f} h on {workers} worker(s)"
+        if not timed.all():
+            text += f" plus {int((~timed).sum())} fit(s) of a kind not yet timed here"
+    if not maybe.empty:
+        text += f"; {len(maybe)} group run(s) more if an LA run's alpha changes"
+    return text
