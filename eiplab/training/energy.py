@@ -1,0 +1,261 @@
+"""The baseline recipe (paper A.4): per-species energy baseline, graphs, fit and predict.
+
+``fit_energy_model`` fits a per-species linear energy baseline on the training configs
+(eV/atom, least squares on species counts), trains on DFT targets, and the model predicts
+total energies including the baseline.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import ase
+import numpy as np
+from torch_geometric.data import Data
+from torch_geometric.loader import DataLoader
+
+from eiplab import keys
+from eiplab.graphs.build import Y, Z, make_loader
+from eiplab.graphs.inputs import build_graphs
+from eiplab.models.base import EnergyModel
+from eiplab.models.registry import ModelConfig, build_model, representation_class
+
+from .evaluate import LossFn, energy_loader_metrics, energy_mse, predict_loader
+from .loop import Callback, train
+from .records import (
+    RECORD_FILE,
+    RUN_BASELINE,
+    RUN_METRICS,
+    RUN_N_TEST,
+    RUN_N_TRAIN,
+    RUN_N_VAL,
+    RUN_STRATEGY,
+    TEST_PREFIX,
+    write_run_record,
+)
+from .settings import TrainSettings, resolve_device, seed_everything, train_settings
+
+
+# --- energy baseline ----------------------------------------------------------------------------
+def species_counts(graphs: Sequence[Data], species: Sequence[int]) -> np.ndarray:
+    """Atom counts per species, int [n_configs, n_species]."""
+    column = {int(z): k for k, z in enumerate(species)}
+    counts = np.zeros((len(graphs), len(species)), dtype=np.int64)
+    for row, graph in enumerate(graphs):
+        for z in graph[Z].tolist():
+            counts[row, column[z]] += 1
+    return counts
+
+
+def fit_species_baseline(graphs: Sequence[Data]) -> dict[int, float]:
+    """Per-species energies mu_s (eV/atom) minimising sum_C (E_C - sum_s n_Cs mu_s)^2.
+
+    Uses the graphs' ``y`` (total energy, eV). Raises when the compositions cannot identify
+    the per-species values (e.g. every config at the same A:B ratio).
+    """
+    labelled = [g for g in graphs if getattr(g, Y, None) is not None]
+    if not labelled:
+        raise ValueError("no labelled configurations to fit the energy baseline on")
+    species = sorted({int(z) for g in labelled for z in g[Z].tolist()})
+    counts = species_counts(labelled, species).astype(np.float64)
+    energies = np.array([float(g[Y].reshape(-1)[0]) for g in labelled])
+    if np.linalg.matrix_rank(counts) < len(species):
+        raise ValueError(
+            f"the training compositions cannot identify per-species energies of {species} "
+            "(species counts are linearly dependent, e.g. one fixed composition)"
+        )
+    mu, *_ = np.linalg.lstsq(counts, energies, rcond=None)
+    return {z: float(m) for z, m in zip(species, mu, strict=True)}
+
+
+def prepare_model(
+    model: EnergyModel, train_graphs: Sequence[Data], *, baseline: bool = True
+) -> None:
+    """Fit what is fitted before training: the energy baseline and any input scaling."""
+    if baseline:
+        model.set_baseline(fit_species_baseline(train_graphs))
+    fit_scaling = getattr(model.representation_module, "fit_input_scaling", None)
+    if fit_scaling is not None:
+        fit_scaling(train_graphs)
+
+
+def complete_config(config: ModelConfig, configs: Sequence[ase.Atoms] | Sequence[Data]) -> ModelConfig:
+    """Fill what a config needs from the data: SOAPNet's SOAP settings (species, length).
+
+    ``configs`` must be ``ase.Atoms`` when SOAP settings are missing (pass the whole dataset so
+    that every split and strategy shares one feature layout); other configs pass through.
+    """
+    needs_soap = getattr(representation_class(config.name), "input_features", None) == "soap"
+    if not needs_soap or config.soap is not None:
+        return config
+    from eiplab.graphs.soap import SoapSettings, n_soap_features
+
+    atoms = [a for a in configs if isinstance(a, ase.Atoms)]
+    if len(atoms) != len(configs):
+        raise ValueError(
+            f"{config.name}: SOAP settings must be completed from ase.Atoms; call "
+            "complete_config(config, configs) before building graphs"
+        )
+    soap = SoapSettings(r_cut=config.cutoff).with_species(atoms)
+    return config.replace(soap=soap.to_dict(), n_features=n_soap_features(soap))
+
+
+# --- prediction ---------------------------------------------------------------------------------
+def model_inputs(
+    configs: Sequence[ase.Atoms],
+    config: ModelConfig,
+    *,
+    target: str | None = keys.ENERGY_DFT,
+    progress: bool = False,
+) -> list[Data]:
+    """Graphs for ``configs`` as ``config``'s model needs them (SOAP for SOAPNet)."""
+    return build_graphs(configs, config.cutoff, soap=config.soap, target=target, progress=progress)
+
+
+def predict(
+    model: EnergyModel,
+    data: DataLoader | Sequence[Data] | Sequence[ase.Atoms],
+    *,
+    batch_size: int = 64,
+    device: str = "auto",
+) -> np.ndarray:
+    """Model outputs in input order: [n_configs] for 1 output (eV), else [n_configs, n_out].
+
+    ``data`` is a non-shuffling loader, a list of graphs, or a list of ``ase.Atoms`` (graphs
+    are then built with the model's cutoff and SOAP settings).
+    """
+    if isinstance(data, DataLoader):
+        loader = data
+    else:
+        items = list(data)
+        if items and isinstance(items[0], ase.Atoms):
+            items = model_inputs(items, model.config, target=None)
+        loader = make_loader(items, batch_size)
+    values = predict_loader(model.to(resolve_device(device)), loader, resolve_device(device))
+    return values[:, 0] if values.shape[1] == 1 else values
+
+
+# --- the baseline recipe ------------------------------------------------------------------------
+@dataclass
+class FitResult:
+    """What :func:`fit_energy_model` returns.
+
+    Attributes:
+        model: trained model (best validation checkpoint).
+        history: per-epoch ``train_loss``, ``val_mae_config``, ``val_mae_atom``, ``lr``, ...
+        test_metrics: ``{"test_mae_config": eV, "test_mae_atom": eV/atom}`` (empty without test).
+        baseline: fitted per-species energies {Z: eV/atom}.
+        record: the run record.
+    """
+
+    model: EnergyModel
+    history: list[dict[str, float]]
+    test_metrics: dict[str, float]
+    baseline: dict[int, float]
+    record: dict[str, Any]
+
+
+def _limit(items: Sequence, settings: TrainSettings) -> list:
+    items = list(items)
+    if settings.max_configs is None or len(items) <= settings.max_configs:
+        return items
+    order = np.random.default_rng(settings.seed).permutation(len(items))[: settings.max_configs]
+    return [items[k] for k in sorted(order)]
+
+
+def _as_graphs(items: Sequence, config: ModelConfig, progress: bool) -> list[Data]:
+    items = list(items)
+    if items and isinstance(items[0], ase.Atoms):
+        return model_inputs(items, config, progress=progress)
+    return items
+
+
+def _species(items: Sequence) -> set[int]:
+    found: set[int] = set()
+    for item in items:
+        numbers = item.numbers if isinstance(item, ase.Atoms) else item[Z].tolist()
+        found.update(int(z) for z in numbers)
+    return found
+
+
+def fit_energy_model(
+    train_set: Sequence[ase.Atoms] | Sequence[Data],
+    val_set: Sequence[ase.Atoms] | Sequence[Data],
+    test_set: Sequence[ase.Atoms] | Sequence[Data] | None = None,
+    *,
+    model: ModelConfig | EnergyModel,
+    settings: TrainSettings | None = None,
+    out_dir: str | Path | None = None,
+    loss_fn: LossFn = energy_mse,
+    run_info: dict[str, Any] | None = None,
+    callbacks: Sequence[Callback] = (),
+    baseline_graphs: Sequence[Data] | None = None,
+) -> FitResult:
+    """Train an energy model on DFT energies (the paper's baseline recipe).
+
+    Args:
+        train_set, val_set, test_set: configurations with ``info[keys.ENERGY_DFT]`` (eV), or
+            graphs with ``y``.
+        model: a :class:`ModelConfig` (built here after seeding) or a model to fine-tune
+            (its head must have 1 output; its baseline is refit).
+        settings: training settings (default: the paper profile).
+        out_dir: checkpoints and run record.
+        loss_fn: training loss (default MSE on total energies).
+        run_info: extra run-record fields (dataset, split, strategy, ...).
+        callbacks: passed to :func:`train`.
+        baseline_graphs: graphs the energy baseline and input scaling are fitted on (default:
+            all training graphs; label augmentation passes the DFT-labelled ones only).
+
+    Returns:
+        A :class:`FitResult`.
+    """
+    settings = settings or train_settings("paper")
+    seed_everything(settings.seed)
+    train_set, val_set = _limit(train_set, settings), _limit(val_set, settings)
+    test_set = _limit(test_set, settings) if test_set is not None else None
+    unseen = (_species(val_set) | _species(test_set or [])) - _species(train_set)
+    if unseen:
+        raise ValueError(f"species {sorted(unseen)} appear in val/test but not in training")
+    if isinstance(model, ModelConfig):
+        config = complete_config(model, list(train_set) + list(val_set) + list(test_set or []))
+        seed_everything(settings.seed)
+        net = build_model(config)
+    else:
+        net, config = model, model.config
+    if net.n_out != 1:
+        raise ValueError(f"an energy model needs 1 output, this one has {net.n_out}")
+    train_graphs = _as_graphs(train_set, config, settings.progress)
+    val_graphs = _as_graphs(val_set, config, settings.progress)
+    prepare_model(net, train_graphs if baseline_graphs is None else list(baseline_graphs))
+    baseline = {z: float(net.baseline[z]) for z in sorted(_species(train_graphs))}
+    train_loader = make_loader(train_graphs, settings.batch_size, shuffle=True, seed=settings.seed)
+    val_loader = make_loader(val_graphs, settings.batch_size)
+    info = {RUN_STRATEGY: "baseline", RUN_N_TRAIN: len(train_graphs), RUN_N_VAL: len(val_graphs)}
+    info.update(run_info or {})
+    info[RUN_BASELINE] = baseline
+    result = train(
+        net,
+        train_loader,
+        val_loader,
+        loss_fn,
+        settings,
+        out_dir=out_dir,
+        callbacks=callbacks,
+        run_info=info,
+    )
+    test_metrics: dict[str, float] = {}
+    if test_set:
+        test_graphs = _as_graphs(test_set, config, settings.progress)
+        device = resolve_device(settings.device)
+        values = energy_loader_metrics(
+            result.model, make_loader(test_graphs, settings.batch_size), device
+        )
+        test_metrics = {TEST_PREFIX + k.removeprefix("val_"): v for k, v in values.items()}
+        result.record[RUN_METRICS].update(test_metrics)
+        result.record[RUN_N_TEST] = len(test_graphs)
+        if out_dir is not None:
+            write_run_record(Path(out_dir) / RECORD_FILE, result.record)
+    return FitResult(result.model, result.history, test_metrics, baseline, result.record)
