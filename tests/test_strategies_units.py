@@ -250,3 +250,24 @@ def test_fits_come_split_by_split(tmp_path):
                      "schnet la{low} seed 0",
                      "schnet classifier[all] seed 1", "schnet la seed 1 alpha 0.5", "schnet la seed 1",
                      "schnet la{low} seed 1"]
+
+
+def test_serial_grid_runs_split_by_split_and_keeps_the_spec_order(monkeypatch, tmp_path):
+    """``run_grid`` trains split by split (one experiment prepared per split) and returns the
+    rows in the order of the specs."""
+    from eiplab.strategies import grid as grid_module
+    from eiplab.strategies.grid import GridConfig, RunSpec, run_grid
+    from eiplab.training import TrainSettings
+
+    prepared, ran = [], []
+    monkeypatch.setattr(grid_module, "prepare_experiment",
+                        lambda configs, split, eip_ids, **_: prepared.append(split) or split)
+    monkeypatch.setattr(grid_module, "run_one",
+                        lambda spec, exp, grid, out, log: ran.append((spec.tag, spec.seed, exp))
+                        or {"tag": spec.tag, "seed": spec.seed})
+    specs = [RunSpec("schnet", "baseline", 0), RunSpec("schnet", "baseline", 1),
+             RunSpec("schnet", "la", 0), RunSpec("schnet", "la", 1)]
+    table = run_grid(None, ["split0", "split1"], (0, 1), [], specs, GridConfig("si", TrainSettings(), {}), tmp_path)
+    assert ran == [("baseline", 0, "split0"), ("la", 0, "split0"), ("baseline", 1, "split1"), ("la", 1, "split1")]
+    assert prepared == ["split0", "split1"]
+    assert list(zip(table["tag"], table["seed"], strict=True)) == [("baseline", 0), ("baseline", 1), ("la", 0), ("la", 1)]

@@ -300,10 +300,12 @@ def run_grid(
     threads: int = 1,
     log: Callable[[str], object] = print,
 ) -> pd.DataFrame:
-    """Run every spec (skipping finished ones); return one row per run.
+    """Run every spec (skipping finished ones); return one row per run, in ``specs`` order.
 
-    ``workers`` > 1 first trains the fits on that many processes with ``threads`` torch threads
-    each (see :mod:`eiplab.strategies.parallel`); the rows are then read from what they stored.
+    The runs go split by split (as the workers' fits do), so an interrupted grid leaves whole
+    splits finished and only one split's experiment is held at a time. ``workers`` > 1 first
+    trains the fits on that many processes with ``threads`` torch threads each (see
+    :mod:`eiplab.strategies.parallel`); the rows are then read from what they stored.
     """
     out = Path(out)
     if workers > 1:
@@ -311,14 +313,16 @@ def run_grid(
 
         train_in_workers(specs, grid, out, (configs, splits, seeds, eip_ids), workers=workers, threads=threads,
                          n_jobs=n_jobs, log=log)
-    experiments = {}
-    rows = []
-    for spec in specs:
-        if spec.seed not in experiments:
+    rows: dict[int, dict] = {}
+    experiment, experiment_seed = None, None
+    for k in sorted(range(len(specs)), key=lambda k: specs[k].seed):  # stable: spec order within a split
+        spec = specs[k]
+        if spec.seed != experiment_seed:
             split = splits[list(seeds).index(spec.seed)]
-            experiments[spec.seed] = prepare_experiment(configs, split, eip_ids, align=grid.align, n_jobs=n_jobs, progress=False)
-        rows.append(run_one(spec, experiments[spec.seed], grid, out, log=log))
-    return pd.DataFrame(rows)
+            experiment = prepare_experiment(configs, split, eip_ids, align=grid.align, n_jobs=n_jobs, progress=False)
+            experiment_seed = spec.seed
+        rows[k] = run_one(spec, experiment, grid, out, log=log)
+    return pd.DataFrame([rows[k] for k in range(len(specs))])
 
 
 # METHOD.md: SOAP/graph cutoff 5 Angstrom for Si, 7 Angstrom for Al; other systems use 6 Angstrom
