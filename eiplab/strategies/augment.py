@@ -19,7 +19,7 @@ import torch
 
 from .. import keys
 from ..graphs.build import N_ATOMS, Y
-from ..training import FitResult, TrainSettings, fit_energy_model, model_inputs
+from ..training import RUN_WALL_TIME, FitResult, TrainSettings, fit_energy_model, model_inputs
 from .experiment import Experiment
 from .tukey import TUKEY_C, tukey_biweight
 
@@ -133,14 +133,16 @@ def select_alpha(
     """Fit one model per alpha; keep the one with the best VALIDATION config-level MAE.
 
     ``model_factory()`` returns a fresh ModelConfig or pretrained model for each alpha. Test
-    metrics are recorded for every alpha but never used for the choice.
+    metrics are recorded for every alpha but never used for the choice. The table's
+    ``wall_time_s`` is each alpha fit's training time in seconds, summed over resumed sessions.
     """
     rows, best, best_val = [], None, np.inf
     for alpha in alphas:
         sub = alpha_folder(out_dir, alpha) if out_dir is not None else None
         fit, info = fit_augmented(exp, selection, model_factory(), settings, alpha=alpha, tukey=tukey, out_dir=sub, run_info=run_info)
         val = float(fit.record["metrics"]["val_" + keys.MAE_CONFIG])
-        rows.append({**info, "val_" + keys.MAE_CONFIG: val, **fit.test_metrics})
+        rows.append({**info, "val_" + keys.MAE_CONFIG: val, **fit.test_metrics,
+                     RUN_WALL_TIME: float(fit.record[RUN_WALL_TIME])})
         if val < best_val:
             best, best_val = fit, val
     table = pd.DataFrame(rows).set_index("alpha")
