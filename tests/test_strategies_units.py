@@ -195,6 +195,8 @@ def test_plan_wall_estimate_follows_the_workers_schedule():
                                             "epochs_left": 10}])], ignore_index=True)
     assert time_left(waits, 1).endswith("about 3.0 h on 1 worker(s); 1 group run(s) more if an LA run's alpha changes")
     assert time_left(plan[plan["status"] == "done"]) == "nothing left to train"
+    only_waits = waits[waits["status"].isin(["done", "depends"])]
+    assert time_left(only_waits, 2) == "no fit surely left; 1 group run(s) more if an LA run's alpha changes"
     untimed = plan.assign(estimate_s=[3600.0, float("nan"), 3600.0, 0.0])
     assert time_left(untimed, 2) == "3 fit(s) left, about 2.0 h on 2 worker(s) plus 1 fit(s) of a kind not yet timed here"
     assert time_left(plan.assign(estimate_s=float("nan")), 2).startswith("3 fit(s) left (no time estimate")

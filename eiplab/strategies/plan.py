@@ -217,7 +217,9 @@ def time_left(plan: pd.DataFrame, workers: int = 1) -> str:
     if sure.empty and maybe.empty:
         return "nothing left to train"
     timed = sure["estimate_s"].notna()
-    if not timed.any():
+    if sure.empty:  # only group runs waiting for an LA choice (which trains nothing)
+        text = "no fit surely left"
+    elif not timed.any():
         text = f"{len(sure)} fit(s) left (no time estimate until a fit of each kind has finished in this folder)"
     else:
         text = f"{len(sure)} fit(s) left, about {wall_estimate_s(plan, workers) / 3600:.1f} h on {workers} worker(s)"
