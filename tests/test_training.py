@@ -285,3 +285,19 @@ def test_fit_soapnet_builds_its_features(tmp_path, monkeypatch):
     assert result.model.config.soap["species"] == [14]
     assert result.model.config.n_features > 0
     assert np.isfinite(predict(result.model, configs[8:])).all()
+
+
+def test_atomic_write_keeps_the_old_file_when_a_write_fails(tmp_path):
+    """Run records go through write_text_atomic: a reader never sees half a file, and a write
+    that fails leaves the previous record whole."""
+    from eiplab.atomic_io import write_text_atomic
+    from eiplab.training.records import write_run_record
+
+    path = write_run_record(tmp_path / "sub" / "run.json", {"wall_time_s": 1.5, "metrics": {"val": float("nan")}})
+    assert json.loads(path.read_text()) == {"metrics": {"val": None}, "wall_time_s": 1.5}
+    with pytest.raises(TypeError):
+        write_text_atomic(path, None)  # type: ignore[arg-type]
+    assert json.loads(path.read_text())["wall_time_s"] == 1.5
+    write_text_atomic(path, "{}")
+    assert path.read_text() == "{}"
+    assert [p.name for p in path.parent.iterdir()] == ["run.json"]  # no temporary file left

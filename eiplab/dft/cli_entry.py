@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from .. import __version__, keys
+from ..atomic_io import write_text_atomic
 from ..data.configset import ConfigSet
 from ..data.packed import load_packed, save_packed
 from .datasets import RECIPES, DatasetRecipe
@@ -40,12 +41,6 @@ def _version(dist: str) -> str:
         return metadata.version(dist)
     except metadata.PackageNotFoundError:
         return "not installed"
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def _save_packed_atomic(path: Path, configs: ConfigSet) -> None:
@@ -132,7 +127,7 @@ def dft_generate(
                 f"options.\n  folder: {old}\n  asked:  {plan}"
             )
     else:
-        _atomic_write_text(plan_path, json.dumps(plan, indent=2) + "\n")
+        write_text_atomic(plan_path, json.dumps(plan, indent=2) + "\n")
 
     # 1. configurations (generated once, stored)
     cfg_path = out / "configs.npz"
@@ -187,7 +182,7 @@ def dft_generate(
     roles.to_csv(roles_path.with_name(roles_path.name + ".tmp"))
     os.replace(roles_path.with_name(roles_path.name + ".tmp"), roles_path)
     prov = _provenance(r, plan, configs, roles, dft, failures, eip_models, final)
-    _atomic_write_text(out / f"{r.name}.provenance.json", json.dumps(prov, indent=2) + "\n")
+    write_text_atomic(out / f"{r.name}.provenance.json", json.dumps(prov, indent=2) + "\n")
     return {
         "finished": True,
         "dataset": final,

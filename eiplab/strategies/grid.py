@@ -20,6 +20,7 @@ from pathlib import Path
 import pandas as pd
 
 from .. import keys
+from ..atomic_io import write_text_atomic
 from ..data import ConfigSet
 from ..models import EnergyModel, ModelConfig
 from ..training import RUN_WALL_TIME, TrainSettings, fit_energy_model
@@ -157,10 +158,7 @@ def stale_reason(record: dict, spec: RunSpec, alphas: Sequence[float], out: Path
 
 
 def _write(path: Path, record: dict) -> None:
-    path.mkdir(parents=True, exist_ok=True)
-    tmp = path / (RESULT_FILE + ".tmp")
-    tmp.write_text(json.dumps(record, indent=2, default=float))
-    tmp.replace(path / RESULT_FILE)
+    write_text_atomic(path / RESULT_FILE, json.dumps(record, indent=2, default=float))
 
 
 def pretrained_backbone(out: str | Path, model: str, exp: Experiment, grid: GridConfig, *, subset: str = "all",
@@ -196,7 +194,7 @@ def _selection(out: Path, spec: RunSpec, exp: Experiment, grid: GridConfig, log)
     result = train_classifier(exp, grid.model_configs[spec.model], grid.train, tau=grid.tau, out_dir=folder / "classifier")
     selection = select_pool(result.model, exp, device=grid.train.device)
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "classifier.json").write_text(json.dumps({
+    write_text_atomic(folder / "classifier.json", json.dumps({
         "val_accuracy": result.val_accuracy, "train_class_counts": result.class_counts.to_dict(),
         "n_selected": int(selection["selected"].sum()), "n_pool": len(selection)}, indent=2))
     selection.to_csv(path)

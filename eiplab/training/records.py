@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from eiplab import keys
+from eiplab.atomic_io import write_text_atomic
 
 # --- history / run-record fields ---------------------------------------------------------------
 EPOCH = "epoch"
@@ -76,9 +77,4 @@ def _json_ready(value: Any) -> Any:
 def write_run_record(path: str | Path, record: dict[str, Any]) -> Path:
     """Write a run record as JSON (NaN/inf become null), atomically: a grid's plan reads the
     records of fits that other worker processes are finishing."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(_json_ready(record), indent=2, sort_keys=True))
-    tmp.replace(path)
-    return path
+    return write_text_atomic(path, json.dumps(_json_ready(record), indent=2, sort_keys=True))
