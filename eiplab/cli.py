@@ -27,12 +27,11 @@ def _cmd_grid(args) -> int:
     from .eips import models_for_dataset
     from .profiles import get_profile
     from .strategies import collect_results, grid_from_profile, run_grid, specs_for
+    from .strategies.grid import grid_data
 
     if args.threads:
         torch.set_num_threads(args.threads)
     prof = get_profile(args.profile)
-    if args.plan:
-        return _print_plan(args, prof)
     configs = load_dataset(args.dataset, limit=prof.limit)
     seeds = tuple(args.seeds) if args.seeds else prof.seeds
     splits = paper_splits(configs, seeds=seeds)
@@ -41,6 +40,8 @@ def _cmd_grid(args) -> int:
                              alphas=args.alphas)
     specs = specs_for(list(grid.model_configs), seeds, args.strategies, tukey_ablation=args.ablations,
                       subsets=("best", "worst", "best+worst") if args.ablations else (), confidence=args.confidence)
+    if args.plan:
+        return _print_plan(args, specs, grid, grid_data(splits, seeds, eips, args.grid_dir))
     print(f"[grid] {len(specs)} runs on {configs.name} ({len(configs)} configs), profile {args.profile}, runs in {args.grid_dir}")
     run_grid(configs, splits, seeds, eips, specs, grid, args.grid_dir, n_jobs=prof.n_jobs, workers=args.workers,
              threads=args.threads or 1)
@@ -51,18 +52,14 @@ def _cmd_grid(args) -> int:
     return 0
 
 
-def _print_plan(args, prof) -> int:
-    """``eiplab grid --plan``: what the same command would train, from the grid folder alone."""
+def _print_plan(args, specs, grid, data) -> int:
+    """``eiplab grid --plan``: what the same command would train, from the grid folder (no training,
+    no EIP labelling: Table 7 subsets are known once a grid call has ranked each split's EIPs)."""
     import pandas as pd
 
-    from .strategies import specs_for
     from .strategies.plan import plan_grid, plan_summary
-    from .training import train_settings
 
-    specs = specs_for(args.models or list(prof.models), tuple(args.seeds) if args.seeds else prof.seeds,
-                      args.strategies, tukey_ablation=args.ablations,
-                      subsets=("best", "worst", "best+worst") if args.ablations else (), confidence=args.confidence)
-    plan = plan_grid(specs, args.alphas or prof.alphas, train_settings(args.profile).epochs, args.grid_dir)
+    plan = plan_grid(specs, grid, args.grid_dir, data)
     shown = plan.assign(estimate_min=(plan["estimate_s"] / 60).round(1)).drop(columns=["estimate_s", "name", "needs"])
     with pd.option_context("display.max_rows", None, "display.width", 200, "display.max_colwidth", 60):
         print(shown.to_string(index=False))

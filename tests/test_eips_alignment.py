@@ -148,3 +148,48 @@ def test_dft_reference_least_squares():
     np.testing.assert_allclose(pred.to_numpy(), counts @ ref.mu_.to_numpy())
     huber = SpeciesReference("huber").fit(configs, e_dft)
     assert huber.mu_.to_dict() == pytest.approx({"Ag": -2.8, "Au": -3.3}, abs=0.01)
+
+
+def test_total_weighting_fits_totals_and_differs_from_per_atom_on_mixed_sizes():
+    """``weighting="total"`` (totals on counts) and the default per-atom fit agree when every
+    config has the same size and differ when a size-dependent error meets mixed sizes."""
+    rng = np.random.default_rng(5)
+    same = [Atoms("Si4", positions=rng.random((4, 3)) * 5, info={keys.CONFIG_ID: f"s{k}"}) for k in range(40)]
+    e_dft = rng.normal(-5.0, 0.3, 40) * 4
+    e_eip = pd.DataFrame({"m": e_dft + 0.8 * 4 + rng.normal(0, 0.05, 40)})
+    per_atom = SpeciesAligner().fit(same, e_dft, e_eip).offsets_.loc["m", "Si"]
+    total = SpeciesAligner(weighting="total").fit(same, e_dft, e_eip).offsets_.loc["m", "Si"]
+    assert per_atom == pytest.approx(total, abs=1e-3) and per_atom == pytest.approx(-0.8, abs=0.03)
+    mixed = [Atoms(f"Si{n}", positions=rng.random((n, 3)) * 5, info={keys.CONFIG_ID: f"m{k}"})
+             for k, n in enumerate([1] * 30 + [16] * 10)]
+    n = np.array([len(a) for a in mixed], dtype=float)
+    e_dft = -5.0 * n
+    e_eip = pd.DataFrame({"m": e_dft + np.where(n == 1, 1.0, 0.5) * n})  # small cells 1 eV/atom off, big 0.5
+    per_atom = SpeciesAligner().fit(mixed, e_dft, e_eip).offsets_.loc["m", "Si"]
+    total = SpeciesAligner(weighting="total").fit(mixed, e_dft, e_eip).offsets_.loc["m", "Si"]
+    assert per_atom == pytest.approx(-1.0, abs=0.05)  # 30 one-atom cells outnumber 10 big ones
+    assert total == pytest.approx(-0.5, abs=0.05)  # the 160 atoms of the big cells dominate totals
+    with pytest.raises(ValueError, match="weighting"):
+        SpeciesAligner(weighting="atoms").fit(mixed, e_dft, e_eip)
+
+
+def test_a_fit_that_does_not_converge_warns_naming_the_eip(monkeypatch):
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.linear_model import HuberRegressor
+
+    from eiplab.eips import AlignmentWarning
+
+    original = HuberRegressor.fit
+
+    def fit_without_converging(self, x, y):
+        import warnings
+
+        warnings.warn("lbfgs failed to converge", ConvergenceWarning, stacklevel=2)
+        return original(self, x, y)
+
+    monkeypatch.setattr(HuberRegressor, "fit", fit_without_converging)
+    rng = np.random.default_rng(1)
+    configs = make_configs(rng, 30, ["Si"])
+    e_dft, e_eip = synthetic(rng, configs, {"Tersoff_X": {"Si": 0.5}})
+    with pytest.warns(AlignmentWarning, match="EIP Tersoff_X: the Huber fit .* without converging"):
+        SpeciesAligner().fit(configs, e_dft, e_eip)

@@ -69,16 +69,26 @@ def test_summary_and_paper_table():
     tidy = eip_benchmark(dataset(), [SPLIT_A, SPLIT_B], align=["none"])
     summary = summarize(tidy).set_index("model_id")
     assert summary.loc["m2", f"{keys.MAE_CONFIG}_mean"] == pytest.approx(1.2)
-    assert summary.loc["m2", f"{keys.MAE_CONFIG}_std"] == pytest.approx(0.8)  # population std
+    # the sample std over the 2 splits (ddof=1, as in Tables 3-7): sqrt(2) x the population std
+    assert summary.loc["m2", f"{keys.MAE_CONFIG}_std"] == pytest.approx(0.8 * np.sqrt(2))
     assert summary.loc["m2", f"{keys.MAE_ATOM}_mean"] == pytest.approx(0.6)
-    assert summary.loc["m2", f"{keys.MAE_ATOM}_std"] == pytest.approx(0.4)
+    assert summary.loc["m2", f"{keys.MAE_ATOM}_std"] == pytest.approx(0.4 * np.sqrt(2))
     table = table2(tidy, align="none")
     assert table.shape == (2, 3)
     assert list(table.columns) == ["Config", "Atom", "NaN"]
     assert table.loc["m1", "Config"] == "2.5000 (0.0000)"
-    assert table.loc["m2", "Config"] == "1.2000 (0.8000)"
-    assert table.loc["m2", "Atom"] == "0.6000 (0.4000)"
+    assert table.loc["m2", "Config"] == "1.2000 (1.1314)"
+    assert table.loc["m2", "Atom"] == "0.6000 (0.5657)"
     assert table.loc["m2", "NaN"] == 2
+    assert "sample std, ddof=1" in table.attrs["caption"] and "2 split(s)" in table.attrs["caption"]
+
+
+def test_saved_tables_say_what_the_brackets_hold(tmp_path):
+    from eiplab.analysis.tables import save_table
+
+    table = table2(eip_benchmark(dataset(), [SPLIT_A, SPLIT_B], align=["none"]), align="none")
+    save_table(table, tmp_path, "table2")
+    assert "<caption>Table 2 (align=&#x27;none&#x27;): test MAE" in (tmp_path / "table2.html").read_text()
 
 
 def test_val_pool_and_test_energies_do_not_move_the_fit():

@@ -154,3 +154,20 @@ def test_configs_to_map_subsets_and_cap(configs):
     assert capped.ids == rep.configs_to_map(exp, "all", max_configs=5, seed=1).ids
     with pytest.raises(ValueError, match="subset"):
         rep.configs_to_map(exp, "pool")
+
+
+def test_the_random_network_shares_the_pretrained_input_scaling(configs, tmp_path, monkeypatch):
+    """Random init vs MP-pretrained: only the learned weights differ (SOAPNet's fitted feature
+    scaling is the pretrained network's)."""
+    from eiplab.graphs.soap import SoapSettings, n_soap_features
+    from eiplab.training import model_inputs, prepare_for_fit
+
+    monkeypatch.setenv("EIPLAB_CACHE", str(tmp_path))
+    soap = SoapSettings(r_cut=4.0, n_max=2, l_max=2, species=(14,))
+    config = ModelConfig("soapnet", cutoff=4.0, width=8, n_layers=1, soap=soap.to_dict(), n_features=n_soap_features(soap))
+    trained = rep.random_network(config, seed=3)
+    prepare_for_fit(trained, model_inputs(list(configs), config, target=None), energy_baseline=False)
+    fresh = rep.random_network(config, seed=0, like=trained).representation_module
+    assert bool(fresh.input_scaling_fitted)
+    np.testing.assert_allclose(fresh.feature_mean.numpy(), trained.representation_module.feature_mean.numpy())
+    assert not np.allclose(fresh.net[0].weight.detach().numpy(), trained.representation_module.net[0].weight.detach().numpy())

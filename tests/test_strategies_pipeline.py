@@ -10,11 +10,13 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from tiny_si import FAST_SI_EIPS, TINY_NET
 
 from eiplab import keys
 from eiplab.data import load_dataset, paper_splits
 from eiplab.strategies import augment
 from eiplab.strategies.classifier import select_pool, train_classifier
+from eiplab.strategies.confidence import confidence_groups
 from eiplab.strategies.experiment import prepare_experiment
 from eiplab.strategies.grid import grid_from_profile, run_grid, specs_for
 from eiplab.strategies.pretrain import fit_scaler, for_finetuning, load_pretrained, pretrain
@@ -23,11 +25,8 @@ from eiplab.strategies.records import collect_results
 pytest.importorskip("kimpy")
 pytestmark = pytest.mark.kim
 
-EIPS = [
-    "SW_StillingerWeber_1985_Si__MO_405512056662_005",
-    "Tersoff_LAMMPS_Tersoff_1988T2_Si__MO_245095684871_003",
-]
-TINY = {"width": 16, "n_layers": 2, "n_gaussians": 16}
+EIPS = FAST_SI_EIPS
+TINY = TINY_NET
 
 
 @pytest.fixture(scope="module")
@@ -155,7 +154,7 @@ def test_la_with_a_hand_picked_eip_and_alpha(setting):
 
 
 def test_confidence_group_runs_reuse_classifier_and_alpha(setting, tmp_path):
-    from eiplab.strategies.confidence import confidence_groups
+
 
     configs, splits, _, grid = setting
     grid = replace(grid, alphas=(0.5, 2.0))
@@ -183,9 +182,11 @@ def test_a_new_alpha_grid_redoes_the_choice_but_not_the_finished_fits(setting, t
     run_grid(configs, splits, (0,), EIPS, specs, replace(grid, alphas=(1.0,)), tmp_path, **quiet)
     fit_1 = tmp_path / "runs/schnet/la/seed0/alpha_1/checkpoint_last.pt"
     stamp = fit_1.stat().st_mtime_ns
+    from eiplab.strategies.grid import grid_data
     from eiplab.strategies.plan import plan_grid, plan_summary
 
-    plan = plan_grid(specs, (1.0, 0.25), grid.train.epochs, tmp_path).set_index(["run", "fit"])
+    data = grid_data(splits, (0,), EIPS, tmp_path)
+    plan = plan_grid(specs, replace(grid, alphas=(1.0, 0.25)), tmp_path, data).set_index(["run", "fit"])
     assert plan.loc[("la", "alpha 1"), "status"] == "done" and plan.loc[("la", "alpha 0.25"), "status"] == "to do"
     assert plan.loc[("la", "alpha 0.25"), "estimate_s"] > 0  # timed by alpha 1's finished fit
     assert (plan.loc[[("la{low}", "run"), ("la{high}", "run")], "status"] == "depends").all()
@@ -211,7 +212,7 @@ def test_a_new_alpha_grid_redoes_the_choice_but_not_the_finished_fits(setting, t
     before = len(messages)
     again = run_grid(configs, splits, (0,), EIPS, specs, replace(grid, alphas=(0.25, 1.0)), tmp_path, log=messages.append)
     assert len(again) == len(specs) and messages[before:] == []  # same grid (in any order): nothing redone
-    done = plan_grid(specs, (0.25, 1.0), grid.train.epochs, tmp_path)
+    done = plan_grid(specs, replace(grid, alphas=(0.25, 1.0)), tmp_path, data)
     assert (done["status"] == "done").all() and plan_summary(done).startswith("nothing to train")
     # a group run whose full LA run now chooses another alpha trains a new fit (no resuming the old one)
     other = 1.0 if chosen == 0.25 else 0.25
@@ -225,15 +226,18 @@ def test_a_new_alpha_grid_redoes_the_choice_but_not_the_finished_fits(setting, t
 def test_parallel_grid_gives_the_serial_records(setting, tmp_path):
     """Workers train the fits side by side (alphas, groups after their LA choice) and the table
     rows equal the serial grid's; a second call finds nothing to do."""
+    from eiplab.strategies.grid import grid_data
     from eiplab.strategies.parallel import grid_tasks
 
     configs, splits, _, grid = setting
     grid = replace(grid, alphas=(0.5, 2.0))
     specs = specs_for(["schnet"], (0,), confidence=True)
-    tasks = grid_tasks(specs, grid, tmp_path / "parallel")
+    data = grid_data(splits, (0,), EIPS, tmp_path / "parallel")
+    tasks = grid_tasks(specs, grid, tmp_path / "parallel", data)
     assert tasks["schnet la{low} seed 0"].needs == ("schnet la seed 0",)
     assert set(tasks["schnet la seed 0"].needs) == {"schnet la seed 0 alpha 0.5", "schnet la seed 0 alpha 2"}
-    assert set(tasks["schnet mp+la seed 0 alpha 2"].needs) == {"schnet classifier[all] seed 0", "schnet pretrain[all]"}
+    classifier, backbone = tasks["schnet mp+la seed 0 alpha 2"].needs
+    assert classifier == "schnet classifier[all] seed 0" and backbone.startswith("schnet pretrain eips-")
     serial = run_grid(configs, splits, (0,), EIPS, specs, grid, tmp_path / "serial", log=lambda *_: None)
     messages = []
     parallel = run_grid(configs, splits, (0,), EIPS, specs, grid, tmp_path / "parallel", workers=2,
@@ -247,11 +251,72 @@ def test_parallel_grid_gives_the_serial_records(setting, tmp_path):
     assert list(parallel["tag"]) == list(serial["tag"])
     for column in ("alpha", "n_aug", "test_" + keys.MAE_CONFIG, "val_" + keys.MAE_CONFIG):
         assert parallel[column].tolist() == pytest.approx(serial[column].tolist(), rel=1e-4, nan_ok=True)
-    assert grid_tasks(specs, grid, tmp_path / "parallel") == {}
-    wider = grid_tasks(specs, replace(grid, alphas=(0.5, 2.0, 1.0)), tmp_path / "parallel")
+    assert grid_tasks(specs, grid, tmp_path / "parallel", data) == {}
+    wider = grid_tasks(specs, replace(grid, alphas=(0.5, 2.0, 1.0)), tmp_path / "parallel", data)
     assert "schnet la seed 0 alpha 1" in wider and "schnet la seed 0 alpha 0.5" not in wider  # finished fits kept
     assert wider["schnet la{high} seed 0"].needs == ("schnet la seed 0",)  # groups wait for the new choice
     assert "schnet baseline seed 0" not in wider
     before = len(messages)
     run_grid(configs, splits, (0,), EIPS, specs, grid, tmp_path / "parallel", workers=2, log=messages.append)
     assert messages[before:] == []  # nothing trained, no worker started
+
+
+def test_mp_backbones_are_keyed_by_the_eips_they_were_pretrained_on(setting, tmp_path):
+    """Table 7's subsets are ranked on each split's training data: a backbone pretrained on other
+    EIPs is never reused; the same pool and EIPs reuse the stored one."""
+    from eiplab.provenance import read_made_with
+    from eiplab.strategies.grid import pretrained_backbone
+    from eiplab.strategies.subsets import restrict
+
+    _, _, exp, grid = setting
+    quiet = {"log": lambda *_: None}
+    first = pretrained_backbone(tmp_path, "schnet", restrict(exp, [EIPS[0]]), grid, **quiet)
+    second = pretrained_backbone(tmp_path, "schnet", restrict(exp, [EIPS[1]]), grid, **quiet)
+    folders = sorted((tmp_path / "pretrain/schnet").iterdir())
+    assert len(folders) == 2 and first.n_out == second.n_out == 1
+    assert sorted(read_made_with(f)["eips"][0] for f in folders) == sorted(EIPS)
+    stamps = [(f / "pretrained.pt").stat().st_mtime_ns for f in folders]
+    pretrained_backbone(tmp_path, "schnet", restrict(exp, [EIPS[1]]), grid, **quiet)  # same EIPs: reused
+    assert [(f / "pretrained.pt").stat().st_mtime_ns for f in folders] == stamps
+
+
+def test_a_stored_selection_is_redone_when_tau_changes(setting, tmp_path):
+    """The LA selection records how it was made; another tau retrains the classifier (and the LA
+    run built on it is redone), the same tau reuses it untouched."""
+    from eiplab.provenance import read_made_with
+    from eiplab.strategies.grid import pool_selection
+
+    configs, splits, exp, grid = setting
+    messages = []
+    pool_selection(tmp_path, "schnet", 0, exp, grid, log=messages.append)
+    folder = tmp_path / "la/schnet/all/seed0"
+    stamp = (folder / "selection.csv").stat().st_mtime_ns
+    pool_selection(tmp_path, "schnet", 0, exp, grid, log=messages.append)
+    assert (folder / "selection.csv").stat().st_mtime_ns == stamp and not any("redoing" in m for m in messages)
+    looser = replace(grid, tau=0.5)
+    pool_selection(tmp_path, "schnet", 0, exp, looser, log=messages.append)
+    assert any("classifier[all] seed 0" in m and "tau: 0.1 -> 0.5" in m and "redoing" in m for m in messages)
+    assert read_made_with(folder)["tau"] == 0.5
+    assert json.loads((folder / "classifier.json").read_text())["tau"] == 0.5
+    specs = specs_for(["schnet"], (0,), ["la"])
+    run_grid(configs, splits, (0,), EIPS, specs, replace(looser, alphas=(1.0,)), tmp_path, log=messages.append)
+    before = len(messages)
+    run_grid(configs, splits, (0,), EIPS, specs, replace(grid, alphas=(1.0,)), tmp_path, log=messages.append)
+    redone = messages[before:]
+    assert any("la seed 0: redoing" in m and "selection" in m for m in redone)  # the LA run follows its selection
+    assert any("alpha 1: stored result made with other inputs" in m for m in redone)  # its fit is not resumed
+
+
+def test_group_runs_use_the_grid_quantiles_and_classifiers_the_split_seed(setting, tmp_path):
+    configs, _, _, grid = setting
+    splits = paper_splits(configs, seeds=(1,))
+    grid = replace(grid, alphas=(1.0,), quantiles=(0.2, 0.9))
+    specs = specs_for(["schnet"], (1,), ["la"], confidence=True)
+    results = run_grid(configs, splits, (1,), EIPS, specs, grid, tmp_path, log=lambda *_: None).set_index("tag")
+    selection = pd.read_csv(tmp_path / "la/schnet/all/seed1/selection.csv", index_col=keys.CONFIG_ID)
+    groups = confidence_groups(selection, (0.2, 0.9))
+    for g in ("low", "medium", "high"):
+        assert results.loc[f"la{{{g}}}", "n_aug"] == (groups == g).sum()
+        assert results.loc[f"la{{{g}}}", "quantiles"] == [0.2, 0.9]
+    classifier_run = json.loads((tmp_path / "la/schnet/all/seed1/classifier/run.json").read_text())
+    assert classifier_run["seed"] == 1  # the classifier is seeded with its split, like every other fit

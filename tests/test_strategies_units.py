@@ -40,6 +40,14 @@ def test_tukey_with_mad_scale():
     assert tukey_biweight(r).item() == pytest.approx(expected, rel=1e-12)
 
 
+def test_tukey_scale_takes_the_lower_middle_value_for_an_even_batch():
+    """Pinned decision (see robust_scale): torch.median, the lower of the two middle |residuals|
+    of an even batch, not their mean (1.4826 * 2, not 1.4826 * 2.5, here)."""
+    r = torch.tensor([-4.0, 1.0, 3.0, -2.0], dtype=torch.float64)
+    assert robust_scale(r).item() == pytest.approx(1.4826 * 2.0)
+    assert robust_scale(r[:3]).item() == pytest.approx(1.4826 * 3.0)  # odd: the middle value
+
+
 def test_tukey_scale_floor_and_detached():
     r = torch.zeros(4, dtype=torch.float64, requires_grad=True)
     assert robust_scale(r, eps=1e-3).item() == pytest.approx(1e-3)
@@ -102,22 +110,41 @@ def test_augmented_loss_combines_terms():
     assert only_dft.item() == pytest.approx(mse)
 
 
+def _grid_and_data(alphas=(1.0,), epochs=10, seeds=(0, 1, 2)):
+    """A GridConfig with a SchNet config and GridData of hand-named splits (no data needed)."""
+    from eiplab.models import ModelConfig
+    from eiplab.strategies.grid import GridConfig, GridData, SplitKey
+    from eiplab.training import TrainSettings
+
+    grid = GridConfig("si", TrainSettings(epochs=epochs), {"schnet": ModelConfig("schnet")}, alphas=alphas)
+    return grid, GridData({k: SplitKey(f"split{k}", "pool", ("A", "B")) for k in seeds})
+
+
+def _made(folder, inputs):
+    """Record ``inputs`` as what made the result stored in ``folder``."""
+    from eiplab.provenance import write_made_with
+
+    write_made_with(folder, inputs)
+
+
 def test_plan_reads_progress_and_speed_from_the_grid_folder(tmp_path):
     """An interrupted fit resumes from its checkpoint's epoch, timed by its own speed; a fit of
     a kind never timed in the folder has no estimate; a finished run is done."""
     import json
 
-    from eiplab.strategies.grid import RunSpec
+    from eiplab.strategies.grid import RunSpec, run_inputs
     from eiplab.strategies.plan import plan_grid, plan_summary
 
+    grid, data = _grid_and_data()
     runs = tmp_path / "runs/schnet"
     (runs / "baseline/seed0").mkdir(parents=True)
     (runs / "baseline/seed0/result.json").write_text(json.dumps({"model": "schnet", "tag": "baseline", "seed": 0}))
     (runs / "baseline/seed0/run.json").write_text(json.dumps({"history": [{}] * 10, "wall_time_s": 50.0}))
+    _made(runs / "baseline/seed0", run_inputs(data.key(0), grid, RunSpec("schnet", "baseline", 0)))
     (runs / "baseline/seed1").mkdir(parents=True)
     torch.save({"epoch": 3, "wall_time_s": 8.0, "stopped": False}, runs / "baseline/seed1/checkpoint_last.pt")
     specs = [RunSpec("schnet", "baseline", k) for k in (0, 1, 2)] + [RunSpec("schnet", "mp", 0)]
-    plan = plan_grid(specs, (1.0,), 10, tmp_path).set_index(["run", "seed"])
+    plan = plan_grid(specs, grid, tmp_path, data).set_index(["run", "seed"])
     assert plan.loc[("baseline", 0), "status"] == "done"
     row = plan.loc[("baseline", 1)]
     assert (row["status"], row["epochs_done"], row["epochs_left"]) == ("resumes", 4, 6)
@@ -145,32 +172,35 @@ def test_workers_and_plan_share_one_list_of_fits(tmp_path):
     fit was deleted is not retrained (its groups only need its choice); an unfinished group run
     waits for the full run's choice, which waits for every alpha and the classifier."""
     import json
+    from dataclasses import replace
 
     from eiplab.strategies.fits import grid_fits, needed
-    from eiplab.strategies.grid import RunSpec
-    from eiplab.strategies.parallel import GridConfig, grid_tasks
+    from eiplab.strategies.grid import RunSpec, classifier_inputs, fit_inputs, run_inputs
+    from eiplab.strategies.parallel import grid_tasks
     from eiplab.strategies.plan import plan_grid, plan_summary
-    from eiplab.training import TrainSettings
 
+    grid, data = _grid_and_data(alphas=(0.5, 1.0), epochs=4, seeds=(0,))
     la = tmp_path / "runs/schnet/la/seed0"
     (la / "alpha_1").mkdir(parents=True)  # alpha 1's fit is there, alpha 0.5's was deleted
     (la / "alpha_1/run.json").write_text(json.dumps({"history": [{}] * 4, "wall_time_s": 8.0}))
+    _made(la / "alpha_1", fit_inputs(data.key(0), grid, RunSpec("schnet", "la", 0), 1.0))
     table = [{"alpha": 0.5}, {"alpha": 1.0}]
     (la / "result.json").write_text(json.dumps({"tag": "la", "alpha": 1.0, "alpha_table": table}))
+    _made(la, run_inputs(data.key(0), grid, RunSpec("schnet", "la", 0)))
     (tmp_path / "la/schnet/all/seed0").mkdir(parents=True)
     (tmp_path / "la/schnet/all/seed0/selection.csv").write_text("config_id\n")
+    _made(tmp_path / "la/schnet/all/seed0", classifier_inputs(data.key(0), grid, "schnet", 0))
     specs = [RunSpec("schnet", "la", 0), RunSpec("schnet", "la", 0, group="low")]
-    fits = grid_fits(specs, (0.5, 1.0), tmp_path)
+    fits = grid_fits(specs, grid, tmp_path, data)
     assert not fits["schnet la seed 0 alpha 0.5"].finished and fits["schnet la seed 0"].finished
     assert list(needed(fits)) == ["schnet la{low} seed 0"]  # the group run alone
-    grid = GridConfig("si", TrainSettings(), {}, alphas=(0.5, 1.0))
-    assert list(grid_tasks(specs, grid, tmp_path)) == ["schnet la{low} seed 0"]
-    plan = plan_grid(specs, (0.5, 1.0), 4, tmp_path).set_index(["run", "fit"])
+    assert list(grid_tasks(specs, grid, tmp_path, data)) == ["schnet la{low} seed 0"]
+    plan = plan_grid(specs, grid, tmp_path, data).set_index(["run", "fit"])
     assert plan.loc[("la", "alpha 0.5"), "status"] == "not needed"
     assert plan.loc[("la{low}", "run"), "status"] == "to do"
     assert plan_summary(plan.reset_index()).startswith("1 of 4 fits to train")
     # a wider alpha grid makes the full run stale: the new alpha, then the choice, then the group
-    wider = needed(grid_fits(specs, (0.5, 1.0, 2.0), tmp_path))
+    wider = needed(grid_fits(specs, replace(grid, alphas=(0.5, 1.0, 2.0)), tmp_path, data))
     assert list(wider) == ["schnet la seed 0 alpha 0.5", "schnet la seed 0 alpha 2", "schnet la seed 0",
                            "schnet la{low} seed 0"]
     assert wider["schnet la{low} seed 0"].needs == ("schnet la seed 0",)
@@ -247,7 +277,8 @@ def test_fits_come_split_by_split(tmp_path):
 
     specs = [RunSpec("schnet", "la", 0), RunSpec("schnet", "la", 1),
              RunSpec("schnet", "la", 0, group="low"), RunSpec("schnet", "la", 1, group="low")]
-    order = list(needed(grid_fits(specs, (0.5,), tmp_path)))
+    grid, data = _grid_and_data(alphas=(0.5,), seeds=(0, 1))
+    order = list(needed(grid_fits(specs, grid, tmp_path, data)))
     assert order == ["schnet classifier[all] seed 0", "schnet la seed 0 alpha 0.5", "schnet la seed 0",
                      "schnet la{low} seed 0",
                      "schnet classifier[all] seed 1", "schnet la seed 1 alpha 0.5", "schnet la seed 1",
@@ -267,9 +298,30 @@ def test_serial_grid_runs_split_by_split_and_keeps_the_spec_order(monkeypatch, t
     monkeypatch.setattr(grid_module, "run_one",
                         lambda spec, exp, grid, out, log: ran.append((spec.tag, spec.seed, exp))
                         or {"tag": spec.tag, "seed": spec.seed})
+    monkeypatch.setattr(grid_module, "store_ranking", lambda out, seed, exp: ())
     specs = [RunSpec("schnet", "baseline", 0), RunSpec("schnet", "baseline", 1),
              RunSpec("schnet", "la", 0), RunSpec("schnet", "la", 1)]
     table = run_grid(None, ["split0", "split1"], (0, 1), [], specs, GridConfig("si", TrainSettings(), {}), tmp_path)
     assert ran == [("baseline", 0, "split0"), ("la", 0, "split0"), ("baseline", 1, "split1"), ("la", 1, "split1")]
     assert prepared == ["split0", "split1"]
     assert list(zip(table["tag"], table["seed"], strict=True)) == [("baseline", 0), ("baseline", 1), ("la", 0), ("la", 1)]
+
+
+def test_mp_validation_metric_is_the_mean_over_eips():
+    """Each EIP weighs the same in the MP checkpoint metric: an EIP masked on most configs does
+    not count less (pooling all valid entries would give (1 + 1 + 1 + 3) / 4 = 1.5 here)."""
+    from eiplab.strategies.pretrain import MASK, TargetScaler, eip_mae_metrics
+
+    scaler = TargetScaler(["a", "b"], ["Si"], np.zeros((2, 1)), np.array([1.0, 1.0]))
+
+    class Batch(dict):
+        def to(self, device):
+            return self
+
+    data = Batch(y=torch.zeros(3, 2), **{MASK: torch.tensor([[True, True], [True, False], [True, False]])})
+
+    def model(b):
+        return torch.tensor([[1.0, 3.0], [1.0, 9.0], [1.0, 9.0]])  # EIP a off by 1 eV, b by 3 eV where valid
+
+    model.eval = lambda: None
+    assert eip_mae_metrics(scaler)(model, [data], "cpu")["val_eip_mae"] == pytest.approx((1.0 + 3.0) / 2)

@@ -31,7 +31,7 @@ from eiplab.training import (
     learning_rate_at,
     model_inputs,
     predict,
-    prepare_model,
+    prepare_for_fit,
     resolve_device,
     train,
     train_settings,
@@ -79,7 +79,7 @@ def test_optimizer_follows_the_schedule():
     torch.manual_seed(0)
     model = build_model(ModelConfig("schnet", **TINY))
     graphs = model_inputs(configs, model.config)
-    prepare_model(model, graphs)
+    prepare_for_fit(model, graphs, energy_baseline=True)
     result = train(model, make_loader(graphs, 4, shuffle=True), None, energy_mse, settings)
     lrs = [h[LR] for h in result.history]
     assert lrs == pytest.approx([learning_rate_at(settings, e) for e in range(4)])
@@ -141,7 +141,7 @@ def test_tiny_model_overfits_a_tiny_set():
     torch.manual_seed(0)
     model = build_model(ModelConfig("schnet", **{**TINY, "width": 32}))
     graphs = model_inputs(configs, model.config)
-    prepare_model(model, graphs)
+    prepare_for_fit(model, graphs, energy_baseline=True)
     settings = TrainSettings(epochs=150, batch_size=8, lr=5e-3, schedule="constant", progress=False)
     result = train(model, make_loader(graphs, 8, shuffle=True), None, energy_mse, settings)
     losses = [h[TRAIN_LOSS] for h in result.history]
@@ -201,7 +201,7 @@ def _resume_run(out_dir, interrupt_after: int | None):
     torch.manual_seed(settings.seed)
     model = build_model(ModelConfig("cgcnn", **TINY))
     graphs = model_inputs(configs, model.config)
-    prepare_model(model, graphs[:8])
+    prepare_for_fit(model, graphs[:8], energy_baseline=True)
     loaders = (
         make_loader(graphs[:8], 4, shuffle=True, seed=settings.seed),
         make_loader(graphs[8:], 4),

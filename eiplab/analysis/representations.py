@@ -78,10 +78,20 @@ def embeddings(
     return out
 
 
-def random_network(config: ModelConfig, seed: int = 0) -> EnergyModel:
-    """A randomly initialised network of ``config`` (initialisation seeded with ``seed``)."""
+def random_network(config: ModelConfig, seed: int = 0, like: EnergyModel | None = None) -> EnergyModel:
+    """A randomly initialised network of ``config`` (initialisation seeded with ``seed``).
+
+    ``like``: a trained network whose fitted input scaling (SOAPNet's feature mean/std; every
+    buffer of its representation) the random one takes, so that the two differ only in their
+    learned weights.
+    """
     seed_everything(seed)
-    return build_model(config).eval()
+    network = build_model(config)
+    if like is not None:
+        buffers = dict(like.representation_module.named_buffers())
+        for name, buffer in network.representation_module.named_buffers():
+            buffer.copy_(buffers[name].to(buffer.device))
+    return network.eval()
 
 
 # --- t-SNE and the kNN smoothness score ---------------------------------------------------------
@@ -207,12 +217,13 @@ def networks_to_compare(
 ) -> dict[str, EnergyModel]:
     """{"random init": a fresh network, "MP-pretrained": the grid's pretrained backbone} of ``model``.
 
-    The backbone is loaded from ``grid_dir/pretrain/<model>/all`` or pretrained there first.
+    The backbone is loaded from ``grid_dir/pretrain/<model>/`` or pretrained there first; the
+    random network shares its fitted input scaling (only the learned weights differ).
     """
     from ..strategies.grid import pretrained_backbone
 
     pretrained = pretrained_backbone(grid_dir, model, exp, grid, log=log)
-    return {RANDOM_INIT: random_network(pretrained.config, seed), MP_PRETRAINED: pretrained}
+    return {RANDOM_INIT: random_network(pretrained.config, seed, like=pretrained), MP_PRETRAINED: pretrained}
 
 
 # --- maps, scores and the figure ----------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from html import escape
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -26,6 +27,7 @@ def mean_std_table(
     for col in values:
         out[col] = [f"{m:.{decimals}f} (n=1)" if n == 1 else f"{m:.{decimals}f} ({s:.{decimals}f})"
                     for m, s, n in zip(mean[col], std[col], count[col], strict=True)]
+    out.attrs["caption"] = f"mean (sample std, ddof=1) over up to {int(count.to_numpy().max()) if len(count) else 0} splits"
     return out
 
 
@@ -41,7 +43,12 @@ def save_table(df: pd.DataFrame, out_dir: str | Path | None, name: str, html: bo
     if not html:
         return [csv]
     page = out / f"{name}.html"
-    page.write_text(df.to_html(border=0, float_format=lambda x: f"{x:.4g}"))
+    html = df.to_html(border=0, float_format=lambda x: f"{x:.4g}")
+    caption = df.attrs.get("caption")
+    if caption:  # e.g. "mean (sample std, ddof=1) over 3 splits": what the numbers in brackets are
+        head, _, rest = html.partition(">")
+        html = f"{head}>\n  <caption>{escape(str(caption))}</caption>{rest}"
+    page.write_text(html)
     return [csv, page]
 
 

@@ -14,6 +14,7 @@ from .configs import ConfigArrays
 from .energies import dft_energies, eip_energies, species_counts
 from .errors import (
     AlignmentError,
+    AlignmentWarning,
     EIPError,
     KIMError,
     ModelNotFoundError,
@@ -38,6 +39,7 @@ from .systems import models_for_dataset, system_for_species
 __all__ = [
     "TMOD_ID",
     "AlignmentError",
+    "AlignmentWarning",
     "CalculatorModel",
     "ConfigArrays",
     "EIPError",

@@ -3,16 +3,23 @@
 For EIP k the aligned energy is ``E_k(C) + sum_s n_s(C) mu_{k,s}``, with offsets ``mu_{k,s}``
 (eV/atom) fitted on the DFT-labelled TRAINING configurations only (METHOD.md).
 
-Fit (decision, documented): the per-atom residual ``(E_dft - E_k) / N`` is regressed on the
-composition fractions ``n_s / N`` with scikit-learn's :class:`~sklearn.linear_model.HuberRegressor`
-(``fit_intercept=False``, ``alpha=0``: no shrinkage of the offsets). Per atom, because the
+Fit (decision, documented in docs/METHOD.md): the per-atom residual ``(E_dft - E_k) / N`` is
+regressed on the composition fractions ``n_s / N`` with scikit-learn's
+:class:`~sklearn.linear_model.HuberRegressor` (``fit_intercept=False``, ``alpha=0``: no
+shrinkage of the offsets) -- ``weighting="per-atom"``, the default. Per atom, because the
 errors that matter downstream (atom-level MAE, the LA threshold tau) are per atom and a
 16-atom cell must not outweigh a 1-atom cell 16-fold; Huber, because a few configs where an
 EIP fails badly (errors of tens of eV/atom) would drag least squares. HuberRegressor estimates
 the residual scale jointly, so ``epsilon=1.35`` (95% efficiency for Gaussian residuals) is
 meaningful whatever the size of the residuals (0.1-1 eV/atom here). With one species the
 design is a column of ones and the fit is a robust (Huber) location estimate of the per-atom
-residual.
+residual. ``weighting="total"`` is the fit the method text first named: the total residual
+``E_dft - E_k`` on the species counts ``n_s`` (same Huber loss), which weights each config by
+its size. ``scripts/compare_alignment.py`` measures how much the two differ
+(``reports/alignment-weighting/``).
+
+A Huber fit that stops before converging warns (:class:`AlignmentWarning`, naming the EIP);
+it is never silent.
 
 The DFT baseline (:class:`SpeciesReference`, subtracted from NN targets) defaults to ordinary
 least squares on totals, ``E_dft ~ sum_s n_s mu_s``, the usual isolated-atom-reference fit;
@@ -30,9 +37,12 @@ import pandas as pd
 from ase import Atoms
 
 from .energies import config_ids, dataset_species, dft_energies, eip_energies, species_counts
-from .errors import AlignmentError
+from .errors import AlignmentError, AlignmentWarning
 
 Align = Literal["none", "species"]
+Weighting = Literal["per-atom", "total"]
+WEIGHTINGS = ("per-atom", "total")
+HUBER_MAX_ITER = 1000
 
 
 def _check_identifiable(counts: np.ndarray, species: Sequence[str], what: str) -> None:
@@ -66,22 +76,32 @@ def fit_offsets(
     *,
     method: Literal["huber", "lstsq"] = "huber",
     epsilon: float = 1.35,
+    weighting: Weighting = "per-atom",
     species: Sequence[str] = (),
     what: str = "offsets",
+    max_iter: int = HUBER_MAX_ITER,
 ) -> np.ndarray:
     """Per-species offsets mu (eV/atom) with ``residual ~ counts @ mu``.
 
     Args:
         counts: [n_configs, n_species] atom counts.
         residual: [n_configs] eV total; non-finite entries are left out.
-        method: ``"huber"``: robust per-atom fit (see module docstring); ``"lstsq"``: least
-            squares on totals.
+        method: ``"huber"``: robust fit (see module docstring); ``"lstsq"``: least squares on
+            totals.
         epsilon: Huber threshold in units of the estimated residual scale.
-        species, what: used in error messages.
+        weighting: Huber fit of per-atom residuals on composition fractions (``"per-atom"``) or
+            of total residuals on species counts (``"total"``).
+        species, what: used in error and warning messages.
+        max_iter: iterations of the Huber fit; stopping short of convergence warns.
 
     Raises:
         AlignmentError: the (finite) training compositions cannot identify the offsets.
+
+    Warns:
+        AlignmentWarning: the Huber fit did not converge (the message names ``what``).
     """
+    if weighting not in WEIGHTINGS:
+        raise ValueError(f"weighting must be one of {WEIGHTINGS}, not {weighting!r}")
     counts = np.asarray(counts, dtype=float)
     residual = np.asarray(residual, dtype=float)
     ok = np.isfinite(residual) & (counts.sum(axis=1) > 0)
@@ -94,11 +114,19 @@ def fit_offsets(
     from sklearn.linear_model import HuberRegressor
 
     n = counts.sum(axis=1)
-    x, y = counts / n[:, None], residual / n
-    huber = HuberRegressor(epsilon=epsilon, alpha=0.0, fit_intercept=False, max_iter=1000)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
+    x, y = (counts / n[:, None], residual / n) if weighting == "per-atom" else (counts, residual)
+    huber = HuberRegressor(epsilon=epsilon, alpha=0.0, fit_intercept=False, max_iter=max_iter)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConvergenceWarning)
         huber.fit(x, y)
+    for warning in caught:
+        if issubclass(warning.category, ConvergenceWarning):
+            warnings.warn(AlignmentWarning(
+                f"{what}: the Huber fit of the per-species offsets stopped after {max_iter} iterations without "
+                f"converging ({len(y)} configs, {weighting} weighting); its offsets may be off -- look at this "
+                "EIP's residuals (huge failures, too few configs)"), stacklevel=2)
+        else:  # any other warning of the fit is passed on as it was
+            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
     return np.asarray(huber.coef_, dtype=float)
 
 
@@ -109,6 +137,7 @@ class SpeciesAligner:
         method: ``"species"`` (default): fit offsets as in the module docstring; ``"none"``:
             all offsets zero (raw totals, the paper's comparison).
         epsilon: Huber threshold (units of the estimated residual scale).
+        weighting: ``"per-atom"`` (default) or ``"total"`` residuals (module docstring).
         species: element symbols to fit; default: those in the training configs.
 
     Fitted attributes:
@@ -122,10 +151,12 @@ class SpeciesAligner:
         method: Align = "species",
         *,
         epsilon: float = 1.35,
+        weighting: Weighting = "per-atom",
         species: Sequence[str] | None = None,
     ):
         self.method = method
         self.epsilon = epsilon
+        self.weighting = weighting
         self.species = species
 
     def fit(
@@ -158,6 +189,7 @@ class SpeciesAligner:
                     counts,
                     residual,
                     epsilon=self.epsilon,
+                    weighting=self.weighting,
                     species=self.species_,
                     what=f"EIP {model}",
                 )

@@ -25,3 +25,8 @@ class KIMError(EIPError, RuntimeError):
 
 class AlignmentError(EIPError, ValueError):
     """Per-species energy offsets cannot be fitted (e.g. compositions do not identify them)."""
+
+
+class AlignmentWarning(UserWarning):
+    """An offset fit finished without converging (the message names the EIP): its offsets may be
+    off; look at that EIP's residuals (a few huge failures, too few configs)."""

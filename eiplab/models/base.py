@@ -78,6 +78,12 @@ class Representation(nn.Module):
 
     width: int
 
+    def needs_input_scaling(self) -> bool:
+        """True while the representation has input scaling to fit and it is not fitted yet
+        (SOAPNet's feature mean/std); False for representations without any."""
+        fitted = getattr(self, "input_scaling_fitted", None)
+        return fitted is not None and not bool(fitted)
+
     def representation(self, batch: Data | Batch) -> torch.Tensor:
         """Per-configuration embedding, float [n_configs, width] (sum of atom features)."""
         return sum_pool(self(batch), atom_batch(batch), n_configs(batch))

@@ -20,7 +20,7 @@ from torch.nn import functional as F  # noqa: N812
 from .. import keys
 from ..graphs import make_loader
 from ..models import ModelConfig, build_model
-from ..training import TrainSettings, model_inputs, predict, seed_everything, train
+from ..training import TrainSettings, model_inputs, predict, prepare_for_fit, seed_everything, train
 from .experiment import Experiment
 from .labels import DEFAULT_TAU, best_eip_labels
 
@@ -93,6 +93,7 @@ def train_classifier(
     val_graphs = _graphs_with_classes(exp, keys.VAL, config, tau)
     seed_everything(settings.seed)
     model = build_model(config)
+    prepare_for_fit(model, train_graphs, energy_baseline=False)  # outputs are logits: no energy baseline
     result = train(
         model,
         make_loader(train_graphs, settings.batch_size, shuffle=True, seed=settings.seed),

@@ -2,18 +2,26 @@
 
 Layout under ``out``::
 
-    pretrain/<model>/[<subset>/]        MP backbone (one per model and EIP subset: no DFT, all splits)
+    pretrain/<model>/<eips key>/        MP backbone, keyed by what it was pretrained on (the pool
+                                        and the EIP ids; no DFT): shared by every split and
+                                        subset with the same pool and EIPs
     la/<model>/<subset>/seed<k>/        classifier + selection.csv (one per split)
     runs/<model>/<run tag>/seed<k>/     result.json of each finished run (+ checkpoints)
+    splits/seed<k>.json                 the split's EIP ranking on its TRAIN configs (Table 7)
 
-A run whose ``result.json`` exists is skipped, so an interrupted grid resumes where it stopped
-(and the training loop itself resumes from its last epoch checkpoint).
+Every stored result is reused only when the inputs that made it match the call's
+(``made_with.json`` in its folder, :mod:`eiplab.provenance`): tau, the EIP ids, the split, the
+model and training settings, the confidence quantiles, and the fingerprints of the classifier
+and backbone it was built from. A mismatch redoes it (its old files are removed first, so a
+checkpoint of other inputs is never resumed). Otherwise a finished run is skipped and an
+interrupted one resumes from its last epoch checkpoint.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+import shutil
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -23,14 +31,15 @@ from .. import keys
 from ..atomic_io import write_text_atomic
 from ..data import ConfigSet
 from ..models import EnergyModel, ModelConfig
+from ..provenance import MADE_WITH_FILE, fingerprint, fingerprint_pairs, mismatch, write_made_with
 from ..training import RUN_WALL_TIME, TrainSettings, fit_energy_model
 from .augment import ALPHA_GRID, alpha_folder, fit_augmented, select_alpha
 from .classifier import select_pool, train_classifier
-from .confidence import CONFIDENCE_GROUPS, confidence_groups
+from .confidence import CONFIDENCE_GROUPS, DEFAULT_QUANTILES, confidence_groups
 from .experiment import Experiment, prepare_experiment
 from .labels import DEFAULT_TAU
 from .pretrain import PRETRAINED_FILE, for_finetuning, load_pretrained, pretrain
-from .subsets import eip_subset, restrict
+from .subsets import eip_subset, rank_eips, restrict, subset_of_ranking
 
 STRATEGIES = ("baseline", "la", "mp", "mp+la")
 RESULT_FILE = "result.json"
@@ -87,6 +96,8 @@ class GridConfig:
         alphas: LA alpha grid (chosen on validation MAE).
         tau: LA "none" threshold, eV/atom.
         align: EIP alignment ("species" or "none").
+        quantiles: confidence-group edges of the Table 5 runs (low below the first quantile of
+            the selected configs' confidence, high above the second).
     """
 
     dataset: str
@@ -95,7 +106,149 @@ class GridConfig:
     alphas: Sequence[float] = ALPHA_GRID
     tau: float = DEFAULT_TAU
     align: str = "species"
+    quantiles: tuple[float, float] = DEFAULT_QUANTILES
     extra: dict = field(default_factory=dict)
+
+
+# --- what a stored result depends on in the data ---------------------------------------------------
+@dataclass(frozen=True)
+class SplitKey:
+    """What a stored result depends on in one experiment: its split, its pool and its EIPs.
+
+    Attributes:
+        split: fingerprint of the split (config_id -> part).
+        pool: fingerprint of the pool's config ids.
+        eips: the EIP ids (of an EIP subset, for Table 7 runs).
+    """
+
+    split: str
+    pool: str
+    eips: tuple[str, ...]
+
+
+def split_key(exp: Experiment) -> SplitKey:
+    """The :class:`SplitKey` of an experiment (restricted to its subset's EIPs)."""
+    return SplitKey(fingerprint_pairs(exp.split.items()), fingerprint(sorted(exp.parts[keys.POOL].ids)),
+                    tuple(exp.model_ids))
+
+
+@dataclass(frozen=True)
+class GridData:
+    """What a grid's stored results depend on in the data, known before any training.
+
+    Attributes:
+        keys: per split seed, the :class:`SplitKey` with all the grid's EIPs.
+        rankings: per split seed, the EIP ids ranked on its TRAIN configs (best first; Table 7
+            subsets), where known.
+    """
+
+    keys: Mapping[int, SplitKey]
+    rankings: Mapping[int, tuple[str, ...]] = field(default_factory=dict)
+
+    def key(self, seed: int, subset: str = "all") -> SplitKey | None:
+        """The key of split ``seed`` with a subset's EIPs (None: the split is not ranked yet)."""
+        base = self.keys[seed]
+        if subset == "all":
+            return base
+        ranking = self.rankings.get(seed)
+        return None if ranking is None else replace(base, eips=tuple(subset_of_ranking(list(ranking), subset)))
+
+
+RANKING_FILE = "seed{seed}.json"
+
+
+def grid_data(splits: Sequence[pd.Series], seeds: Sequence[int], eip_ids: Sequence[str], out: str | Path, *,
+              experiments: Mapping[int, Experiment] | None = None) -> GridData:
+    """The :class:`GridData` of a grid: split keys from the splits; EIP rankings from
+    ``experiments`` (stored in ``out/splits/`` for later calls), else read from ``out/splits/``
+    when they were stored for the same split and EIPs."""
+    split_keys = {}
+    for seed, split in zip(seeds, splits, strict=True):
+        pool = sorted(split.index[split == keys.POOL])
+        split_keys[int(seed)] = SplitKey(fingerprint_pairs(split.items()), fingerprint(pool), tuple(eip_ids))
+    rankings: dict[int, tuple[str, ...]] = {}
+    for seed, key in split_keys.items():
+        path = Path(out) / "splits" / RANKING_FILE.format(seed=seed)
+        if experiments is not None and seed in experiments:
+            rankings[seed] = store_ranking(out, seed, experiments[seed])
+        elif path.exists():
+            stored = json.loads(path.read_text())
+            if stored["split"] == key.split and stored["eips"] == list(key.eips):
+                rankings[seed] = tuple(stored["ranking"])
+    return GridData(split_keys, rankings)
+
+
+def store_ranking(out: str | Path, seed: int, exp: Experiment) -> tuple[str, ...]:
+    """Rank the experiment's EIPs on its TRAIN configs and store the ranking in ``out/splits/``
+    (so that a plan knows each split's Table 7 subsets without the data); returns it."""
+    ranking = tuple(rank_eips(exp))
+    key = split_key(exp)
+    write_text_atomic(Path(out) / "splits" / RANKING_FILE.format(seed=seed),
+                      json.dumps({"split": key.split, "eips": list(key.eips), "ranking": list(ranking)}, indent=2))
+    return ranking
+
+
+# --- the inputs of each stored result (made_with.json) ---------------------------------------------
+def _train_inputs(settings: TrainSettings) -> dict:
+    """Training settings that change a result (not the progress bar or the device)."""
+    return {k: v for k, v in asdict(settings).items() if k not in ("progress", "device")}
+
+
+def classifier_inputs(key: SplitKey, grid: GridConfig, model: str, seed: int) -> dict:
+    """Inputs of an LA classifier and its pool selection (split ``seed``, the key's EIPs)."""
+    return {"kind": "la-classifier", "dataset": grid.dataset, "split": key.split, "eips": list(key.eips),
+            "align": grid.align, "tau": grid.tau, "model": asdict(grid.model_configs[model]),
+            "train": _train_inputs(replace(grid.train, seed=seed))}
+
+
+def backbone_inputs(key: SplitKey, grid: GridConfig, model: str) -> dict:
+    """Inputs of an MP backbone: the pool and the EIPs (no split, no DFT, no alignment: the
+    per-EIP species fit of the targets removes any per-species shift)."""
+    return {"kind": "mp-pretrain", "dataset": grid.dataset, "pool": key.pool, "eips": list(key.eips),
+            "model": asdict(grid.model_configs[model]), "train": _train_inputs(replace(grid.train, seed=0))}
+
+
+def run_inputs(key: SplitKey, grid: GridConfig, spec: RunSpec) -> dict:
+    """Inputs of a run (and of its fit, for baseline / MP runs): for LA runs the classifier they
+    select with, for MP runs the backbone they start from; not the alpha grid (a run chosen from
+    another grid is redone reusing each alpha's fit) nor a group run's alpha (``stale_reason``)."""
+    inputs = {"kind": "run", "run": spec.tag, "dataset": grid.dataset, "split": key.split, "eips": list(key.eips),
+              "model": asdict(grid.model_configs[spec.model]), "train": _train_inputs(replace(grid.train, seed=spec.seed))}
+    if "la" in spec.strategy:
+        inputs["selection"] = fingerprint(classifier_inputs(key, grid, spec.model, spec.seed))
+        inputs["tukey"] = spec.tukey
+    if spec.strategy in ("mp", "mp+la"):
+        inputs["backbone"] = fingerprint(backbone_inputs(key, grid, spec.model))
+    if spec.group != "all":
+        inputs["quantiles"] = list(grid.quantiles)
+    return inputs
+
+
+def fit_inputs(key: SplitKey, grid: GridConfig, spec: RunSpec, alpha: float) -> dict:
+    """Inputs of one alpha's fit of an LA / MP+LA / confidence-group run."""
+    return {**run_inputs(key, grid, spec), "kind": "la-fit", "alpha": float(alpha)}
+
+
+def claim(folder: Path, inputs: dict, what: str, log: Callable[[str], object] = print,
+          subfolders: Sequence[str] = ()) -> None:
+    """Make ``folder`` hold a result of ``inputs``: when it holds files made with other inputs
+    (or of unknown inputs), remove them (and ``subfolders``) first, saying why; then record the
+    inputs, so an interrupted fit resumes only from a checkpoint of the same inputs."""
+    why = mismatch(folder, inputs)
+    if why is None:
+        return
+    stale = [f for f in folder.iterdir() if f.is_file()] if folder.is_dir() else []
+    stale += [folder / name for name in subfolders if (folder / name).is_dir()]
+    if stale and any(f.name != MADE_WITH_FILE for f in stale):
+        log(f"[grid] {what}: stored result made with other inputs ({why}); redoing it")
+    for item in stale:
+        shutil.rmtree(item) if item.is_dir() else item.unlink()
+    write_made_with(folder, inputs)
+
+
+def is_current(folder: Path, inputs: dict | None, done_file: str) -> bool:
+    """True when ``folder`` holds a finished result (``done_file``) made with ``inputs``."""
+    return inputs is not None and (folder / done_file).exists() and mismatch(folder, inputs) is None
 
 
 # --- the grid folder's layout (shared with eiplab.strategies.plan and .parallel) ------------------
@@ -112,9 +265,10 @@ def classifier_folder(out: str | Path, model: str, subset: str, seed: int) -> Pa
     return Path(out) / "la" / model / subset / f"seed{seed}"
 
 
-def backbone_folder(out: str | Path, model: str, subset: str) -> Path:
-    """``out/pretrain/<model>/<subset>``: the MP backbone shared by every split."""
-    return Path(out) / "pretrain" / model / subset
+def backbone_folder(out: str | Path, model: str, key: SplitKey) -> Path:
+    """``out/pretrain/<model>/eips-<hash>``: the MP backbone pretrained on the key's pool and EIPs
+    (shared by every split and subset with the same pool and EIPs; ``made_with.json`` lists them)."""
+    return Path(out) / "pretrain" / model / ("eips-" + fingerprint({"pool": key.pool, "eips": sorted(key.eips)})[:12])
 
 
 def read_record(path: Path) -> dict | None:
@@ -142,10 +296,16 @@ def fit_folder(folder: str | Path, record: dict) -> Path:
     return folder
 
 
-def stale_reason(record: dict, spec: RunSpec, alphas: Sequence[float], out: Path) -> str | None:
-    """Why a finished run no longer matches the grid (None when it still does): an LA run chose
-    its alpha from another alpha grid, or a confidence-group run used an alpha its full LA run no
-    longer chose. Redoing it retrains only what is missing (each alpha's fit resumes)."""
+def stale_reason(record: dict, spec: RunSpec, alphas: Sequence[float], out: Path,
+                 inputs: dict | None = None) -> str | None:
+    """Why a finished run no longer matches the grid (None when it still does): it was made with
+    other ``inputs`` (:func:`run_inputs`; checked when given), an LA run chose its alpha from
+    another alpha grid, or a confidence-group run used an alpha its full LA run no longer chose.
+    Redoing it retrains only what is missing (each alpha's fit resumes when its inputs match)."""
+    if inputs is not None:
+        why = mismatch(run_folder(out, spec), inputs)
+        if why is not None:
+            return why
     if spec.strategy in ("la", "mp+la") and spec.group == "all":
         tried = alphas_tried(record)
         if tried != sorted(float(a) for a in alphas):
@@ -161,43 +321,44 @@ def _write(path: Path, record: dict) -> None:
     write_text_atomic(path / RESULT_FILE, json.dumps(record, indent=2, default=float))
 
 
-def pretrained_backbone(out: str | Path, model: str, exp: Experiment, grid: GridConfig, *, subset: str = "all",
+def pretrained_backbone(out: str | Path, model: str, exp: Experiment, grid: GridConfig, *,
                         log: Callable[[str], object] = print) -> EnergyModel:
-    """The MP-pretrained network (K-output head) of ``model``: loaded from ``out/pretrain``, or
-    pretrained on the experiment's pool configs (no DFT) and stored there first."""
-    folder = backbone_folder(out, model, subset)
-    if (folder / PRETRAINED_FILE).exists():
+    """The MP-pretrained network (K-output head) of ``model`` on the experiment's pool and EIPs
+    (``exp`` restricted to a subset's EIPs for Table 7): loaded from ``out/pretrain`` when it was
+    pretrained on the same pool, EIPs and settings, else pretrained (no DFT) and stored first."""
+    key = split_key(exp)
+    folder = backbone_folder(out, model, key)
+    inputs = backbone_inputs(key, grid, model)
+    if is_current(folder, inputs, PRETRAINED_FILE):
         return load_pretrained(folder)
+    claim(folder, inputs, f"{model} pretrain", log)
     log(f"[grid] pretraining {model} on {len(exp.parts[keys.POOL])} pool configs x {len(exp.model_ids)} EIPs")
     settings = replace(grid.train, seed=0)
     result = pretrain(exp.parts[keys.POOL], exp.aligned, exp.model_ids, grid.model_configs[model], settings, out_dir=folder)
     return result.model
 
 
-def _pretrained(out: Path, spec: RunSpec, exp: Experiment, grid: GridConfig, log) -> object:
-    return pretrained_backbone(out, spec.model, exp, grid, subset=spec.subset, log=log)
-
-
 def pool_selection(out: str | Path, model: str, seed: int, exp: Experiment, grid: GridConfig, *, subset: str = "all",
                    log: Callable[[str], object] = print) -> pd.DataFrame:
-    """The LA classifier's selection over the pool of split ``seed`` (see ``select_pool``):
-    loaded from ``out/la``, or the classifier is trained and its selection stored first."""
-    return _selection(Path(out), RunSpec(model, "la", seed, subset=subset), exp, grid, log)
-
-
-def _selection(out: Path, spec: RunSpec, exp: Experiment, grid: GridConfig, log) -> pd.DataFrame:
-    folder = classifier_folder(out, spec.model, spec.subset, spec.seed)
-    path = folder / SELECTION_FILE
-    if path.exists():
-        return pd.read_csv(path, index_col=keys.CONFIG_ID)
-    log(f"[grid] classifier {spec.model} seed {spec.seed}: {len(exp.model_ids)} EIPs + none")
-    result = train_classifier(exp, grid.model_configs[spec.model], grid.train, tau=grid.tau, out_dir=folder / "classifier")
+    """The LA classifier's selection over the pool of split ``seed`` (see ``select_pool``), with
+    ``exp`` restricted to the subset's EIPs: loaded from ``out/la`` when it was made with the same
+    split, EIPs, tau and settings, else the classifier is trained (seeded with the split seed)
+    and its selection stored first."""
+    out = Path(out)
+    folder = classifier_folder(out, model, subset, seed)
+    inputs = classifier_inputs(split_key(exp), grid, model, seed)
+    if is_current(folder, inputs, SELECTION_FILE):
+        return pd.read_csv(folder / SELECTION_FILE, index_col=keys.CONFIG_ID)
+    claim(folder, inputs, f"{model} classifier[{subset}] seed {seed}", log, subfolders=("classifier",))
+    log(f"[grid] classifier {model} seed {seed}: {len(exp.model_ids)} EIPs + none")
+    result = train_classifier(exp, grid.model_configs[model], replace(grid.train, seed=seed), tau=grid.tau,
+                              out_dir=folder / "classifier")
     selection = select_pool(result.model, exp, device=grid.train.device)
-    folder.mkdir(parents=True, exist_ok=True)
     write_text_atomic(folder / "classifier.json", json.dumps({
         "val_accuracy": result.val_accuracy, "train_class_counts": result.class_counts.to_dict(),
-        "n_selected": int(selection["selected"].sum()), "n_pool": len(selection)}, indent=2))
-    selection.to_csv(path)
+        "n_selected": int(selection["selected"].sum()), "n_pool": len(selection), "tau": grid.tau,
+        "eips": list(exp.model_ids), "seed": seed}, indent=2))
+    write_text_atomic(folder / SELECTION_FILE, selection.to_csv())
     return selection
 
 
@@ -207,16 +368,23 @@ def _run_info(spec: RunSpec, grid: GridConfig) -> dict:
 
 def _la_inputs(out: Path, spec: RunSpec, exp: Experiment, grid: GridConfig, log):
     """The pool selection of an LA / MP+LA run and a factory of the network each alpha starts from."""
-    selection = _selection(out, spec, exp, grid, log)
+    selection = pool_selection(out, spec.model, spec.seed, exp, grid, subset=spec.subset, log=log)
     if spec.strategy == "la":
         def factory():
             return grid.model_configs[spec.model]
     else:
-        pretrained = _pretrained(out, spec, exp, grid, log)
+        pretrained = pretrained_backbone(out, spec.model, exp, grid, log=log)
 
         def factory():
             return for_finetuning(pretrained, seed=spec.seed)
     return selection, factory
+
+
+def _claim_alpha(out: Path, spec: RunSpec, exp: Experiment, grid: GridConfig, alpha: float, log) -> Path:
+    folder = alpha_folder(run_folder(out, spec), alpha)  # where select_alpha looks for it
+    claim(folder, fit_inputs(split_key(exp), grid, spec, alpha), f"{spec.model} {spec.tag} seed {spec.seed} alpha {alpha:g}",
+          log)
+    return folder
 
 
 def fit_alpha(spec: RunSpec, alpha: float, base: Experiment, grid: GridConfig, out: str | Path,
@@ -226,21 +394,25 @@ def fit_alpha(spec: RunSpec, alpha: float, base: Experiment, grid: GridConfig, o
     out = Path(out)
     exp = restrict(base, eip_subset(base, spec.subset))
     selection, factory = _la_inputs(out, spec, exp, grid, log)
-    folder = alpha_folder(run_folder(out, spec), alpha)  # where select_alpha looks for it
+    folder = _claim_alpha(out, spec, exp, grid, alpha, log)
     fit_augmented(exp, selection, factory(), replace(grid.train, seed=spec.seed), alpha=alpha, tukey=spec.tukey,
                   out_dir=folder, run_info=_run_info(spec, grid))
 
 
 def run_one(spec: RunSpec, base: Experiment, grid: GridConfig, out: Path, log: Callable[[str], object] = print) -> dict:
-    """Run one grid cell (or return its stored result)."""
+    """Run one grid cell (or return its stored result, when it was made with the same inputs)."""
+    out = Path(out)
     folder = run_folder(out, spec)
+    exp = restrict(base, eip_subset(base, spec.subset))
+    key = split_key(exp)
+    inputs = run_inputs(key, grid, spec)
     done = _done(folder)
     if done is not None:
-        why = stale_reason(done, spec, grid.alphas, out)
+        why = stale_reason(done, spec, grid.alphas, out, inputs)
         if why is None:
             return done
         log(f"[grid] {spec.model} {spec.tag} seed {spec.seed}: redoing ({why})")
-    exp = restrict(base, eip_subset(base, spec.subset))
+    claim(folder, inputs, f"{spec.model} {spec.tag} seed {spec.seed}", log)
     settings = replace(grid.train, seed=spec.seed)
     info = _run_info(spec, grid)
     extra: dict = {"eips": exp.model_ids}
@@ -248,22 +420,26 @@ def run_one(spec: RunSpec, base: Experiment, grid: GridConfig, out: Path, log: C
         fit = fit_energy_model(exp.parts[keys.TRAIN], exp.parts[keys.VAL], exp.parts[keys.TEST],
                                model=grid.model_configs[spec.model], settings=settings, out_dir=folder, run_info=info)
     elif spec.strategy == "mp":
-        model = for_finetuning(_pretrained(out, spec, exp, grid, log), seed=spec.seed)
+        model = for_finetuning(pretrained_backbone(out, spec.model, exp, grid, log=log), seed=spec.seed)
         fit = fit_energy_model(exp.parts[keys.TRAIN], exp.parts[keys.VAL], exp.parts[keys.TEST],
                                model=model, settings=settings, out_dir=folder, run_info=info)
     elif spec.group != "all":
-        selection = _selection(out, spec, exp, grid, log)
+        selection = pool_selection(out, spec.model, spec.seed, exp, grid, subset=spec.subset, log=log)
         full = run_one(replace(spec, group="all"), base, grid, out, log=log)
-        group = confidence_groups(selection)
+        group = confidence_groups(selection, grid.quantiles)
         ids = group.index[group == spec.group]
         # one fit folder per alpha: a group run redone for a new alpha must not resume the old fit
+        fit_dir = alpha_folder(folder, full["alpha"])
+        claim(fit_dir, fit_inputs(key, grid, spec, full["alpha"]), f"{spec.model} {spec.tag} seed {spec.seed}", log)
         fit, info = fit_augmented(exp, selection, grid.model_configs[spec.model], settings, alpha=full["alpha"],
-                                  tukey=spec.tukey, group=ids, out_dir=alpha_folder(folder, full["alpha"]),
-                                  run_info=info)
+                                  tukey=spec.tukey, group=ids, out_dir=fit_dir, run_info=info)
         extra.update({k: info[k] for k in ("alpha", "effective_weight", "n_aug")})
         extra["confidence_range"] = [float(selection.loc[ids, "confidence"].min()), float(selection.loc[ids, "confidence"].max())]
+        extra["quantiles"] = list(grid.quantiles)
     elif spec.strategy in ("la", "mp+la"):
         selection, factory = _la_inputs(out, spec, exp, grid, log)
+        for alpha in grid.alphas:
+            _claim_alpha(out, spec, exp, grid, alpha, log)
         fit, alpha_table = select_alpha(exp, selection, factory, settings, alphas=grid.alphas, tukey=spec.tukey,
                                         out_dir=folder, run_info=info)
         chosen = alpha_table[alpha_table["chosen"]].iloc[0]
@@ -273,6 +449,8 @@ def run_one(spec: RunSpec, base: Experiment, grid: GridConfig, out: Path, log: C
         extra[RUN_WALL_TIME] = float(alpha_table[RUN_WALL_TIME].sum())
     else:
         raise ValueError(f"unknown strategy {spec.strategy!r}; choose from {STRATEGIES}")
+    if "la" in spec.strategy:
+        extra["tau"] = grid.tau
     record = {
         **asdict(spec), "tag": spec.tag, "dataset": grid.dataset, **fit.test_metrics,
         "val_" + keys.MAE_CONFIG: float(fit.record["metrics"]["val_" + keys.MAE_CONFIG]),
@@ -320,6 +498,7 @@ def run_grid(
             split = splits[list(seeds).index(spec.seed)]
             experiment = prepare_experiment(configs, split, eip_ids, align=grid.align, n_jobs=n_jobs, progress=False)
             experiment_seed = spec.seed
+            store_ranking(out, spec.seed, experiment)
         rows[k] = run_one(spec, experiment, grid, out, log=log)
     return pd.DataFrame([rows[k] for k in range(len(specs))])
 

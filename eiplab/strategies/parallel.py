@@ -26,14 +26,23 @@ import pandas as pd
 from ..data import ConfigSet
 from .experiment import label_with_eips, prepare_experiment
 from .fits import ALPHA, CLASSIFIER, PRETRAIN, GridTask, grid_fits, needed
-from .grid import GridConfig, RunSpec, fit_alpha, pool_selection, pretrained_backbone, run_one
+from .grid import (
+    GridConfig,
+    GridData,
+    RunSpec,
+    fit_alpha,
+    grid_data,
+    pool_selection,
+    pretrained_backbone,
+    run_one,
+)
 from .plan import plan_grid, time_left
 from .subsets import eip_subset, restrict
 
 
-def grid_tasks(specs: Sequence[RunSpec], grid: GridConfig, out: str | Path) -> dict[str, GridTask]:
+def grid_tasks(specs: Sequence[RunSpec], grid: GridConfig, out: str | Path, data: GridData) -> dict[str, GridTask]:
     """The fits still to do for ``specs`` (finished ones left out), by name, with what each needs."""
-    return needed(grid_fits(specs, grid.alphas, out))
+    return needed(grid_fits(specs, grid, out, data))
 
 
 # --- worker side: the data are sent once per worker; experiments are built once per split -------
@@ -88,7 +97,7 @@ def _run_task(task: GridTask) -> float:
         pool_selection(out, spec.model, spec.seed, restrict(base, eip_subset(base, spec.subset)), grid,
                        subset=spec.subset)
     elif task.kind == PRETRAIN:
-        pretrained_backbone(out, spec.model, restrict(base, eip_subset(base, spec.subset)), grid, subset=spec.subset)
+        pretrained_backbone(out, spec.model, restrict(base, eip_subset(base, spec.subset)), grid)
     elif task.kind == ALPHA:
         fit_alpha(spec, task.alpha, base, grid, out)
     else:
@@ -104,15 +113,20 @@ def train_in_workers(specs: Sequence[RunSpec], grid: GridConfig, out: str | Path
     """
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
-    tasks = grid_tasks(specs, grid, out)
-    if not tasks:
-        return
     configs, splits, seeds, eip_ids = data
     label_with_eips(configs, eip_ids, n_jobs=n_jobs, progress=False)  # labelled once, here; workers read the cache
+    experiments = None
+    if any(spec.subset != "all" for spec in specs):  # Table 7: rank each split's EIPs first (cheap)
+        experiments = {seed: prepare_experiment(configs, split, eip_ids, align=grid.align, progress=False)
+                       for seed, split in zip(seeds, splits, strict=True)}
+    inputs = grid_data(splits, seeds, eip_ids, out, experiments=experiments)
+    tasks = grid_tasks(specs, grid, out, inputs)
+    if not tasks:
+        return
     log(f"[grid] {len(tasks)} fits to do on {workers} worker processes ({threads} torch thread(s) each)")
 
     def left() -> str:
-        return time_left(plan_grid(specs, grid.alphas, grid.train.epochs, out), workers)
+        return time_left(plan_grid(specs, grid, out, inputs), workers)
 
     _schedule(tasks, workers, (configs, list(splits), list(seeds), list(eip_ids), grid, str(out), threads), log,
               left=left)

@@ -29,12 +29,15 @@ from .fits import (
 )
 from .grid import (
     RESULT_FILE,
+    GridConfig,
+    GridData,
     RunSpec,
     alpha_folder,
-    backbone_folder,
-    classifier_folder,
+    fit_inputs,
+    is_current,
     read_record,
     run_folder,
+    run_inputs,
     stale_reason,
 )
 
@@ -43,10 +46,10 @@ PLAN_COLUMNS = ["model", "run", "seed", "fit", "status", "epochs_done", "epochs_
                 "needs"]
 
 
-def _checkpoint_progress(folder: Path) -> tuple[int, float, bool] | None:
+def _checkpoint_progress(folder: Path | None) -> tuple[int, float, bool] | None:
     """(epochs trained, wall seconds so far, stopped early) of an interrupted fit, or None."""
-    path = folder / CHECKPOINT_FILE
-    if not path.exists():
+    path = folder / CHECKPOINT_FILE if folder is not None else None
+    if path is None or not path.exists():
         return None
     import torch
 
@@ -76,7 +79,7 @@ def _seconds_per_epoch(out: Path) -> dict[tuple[str, str], float]:
     return {key: float(pd.Series(values).median()) for key, values in rates.items()}
 
 
-def _fit_row(folder: Path, epochs: int, rate: float | None, finished: bool, **fields) -> dict:
+def _fit_row(folder: Path | None, epochs: int, rate: float | None, finished: bool, **fields) -> dict:
     """One fit's row: done, resumes from its checkpoint, or to do (with a time estimate)."""
     if finished:
         return {**fields, "status": DONE, "epochs_done": epochs, "epochs_left": 0, "estimate_s": 0.0}
@@ -89,9 +92,12 @@ def _fit_row(folder: Path, epochs: int, rate: float | None, finished: bool, **fi
             "estimate_s": left * rate if rate is not None else float("nan")}
 
 
-def _stale(spec: RunSpec, alphas: Sequence[float], out: Path) -> str | None:
+def _stale(spec: RunSpec, grid: GridConfig, out: Path, data: GridData) -> str | None:
     record = read_record(run_folder(out, spec) / RESULT_FILE)
-    return stale_reason(record, spec, alphas, out) if record is not None else None
+    key = data.key(spec.seed, spec.subset)
+    if record is None or key is None:
+        return None
+    return stale_reason(record, spec, grid.alphas, out, run_inputs(key, grid, spec))
 
 
 def _label(task: GridTask) -> str:
@@ -102,8 +108,8 @@ def _label(task: GridTask) -> str:
     return spec.tag
 
 
-def plan_grid(specs: Sequence[RunSpec], alphas: Sequence[float], epochs: int, out: str | Path) -> pd.DataFrame:
-    """The fits that ``run_grid(specs, ...)`` with this alpha grid and ``epochs`` would train.
+def plan_grid(specs: Sequence[RunSpec], grid: GridConfig, out: str | Path, data: GridData) -> pd.DataFrame:
+    """The fits that ``run_grid(specs, ...)`` with ``grid`` (its alpha grid and epochs) would train.
 
     One row per fit of :func:`eiplab.strategies.fits.grid_fits` (an LA run's choice of alpha
     trains nothing and has no row). Columns: model, run (tag), seed, fit ("classifier",
@@ -115,8 +121,9 @@ def plan_grid(specs: Sequence[RunSpec], alphas: Sequence[float], epochs: int, ou
     and needs (the names of the fits it waits for).
     """
     out = Path(out)
+    epochs = grid.train.epochs
     rates = _seconds_per_epoch(out)
-    fits = grid_fits(specs, alphas, out)
+    fits = grid_fits(specs, grid, out, data)
     todo = needed(fits)
     rows: list[dict] = []
     for name, task in fits.items():
@@ -132,17 +139,17 @@ def plan_grid(specs: Sequence[RunSpec], alphas: Sequence[float], epochs: int, ou
                          "estimate_s": 0.0, "note": "its run is finished"})
             continue
         if task.kind == CLASSIFIER:
-            folder = classifier_folder(out, spec.model, spec.subset, spec.seed) / "classifier"
-            rows.append(_fit_row(folder, epochs, rates.get((spec.model, CLASSIFIER)), task.finished, **base,
+            rows.append(_fit_row(task.folder, epochs, rates.get((spec.model, CLASSIFIER)), task.finished, **base,
                                  fit=CLASSIFIER, note="LA classifier + pool selection"))
             continue
         if task.kind == PRETRAIN:
-            rows.append(_fit_row(backbone_folder(out, spec.model, spec.subset), epochs,
-                                 rates.get((spec.model, PRETRAIN)), task.finished, **base, fit=PRETRAIN,
-                                 note="MP backbone, shared by every split"))
+            note = ("MP backbone, shared by every split with the same pool and EIPs" if task.folder is not None
+                    else "MP backbone of EIPs ranked on the split's training data (not ranked yet)")
+            rows.append(_fit_row(task.folder, epochs, rates.get((spec.model, PRETRAIN)), task.finished, **base,
+                                 fit=PRETRAIN, note=note))
             continue
         rate = rates.get((spec.model, spec.tag))
-        stale = _stale(spec, alphas, out)
+        stale = _stale(spec, grid, out, data)
         folder = run_folder(out, spec)
         if task.kind == ALPHA:
             note = ("finished fit reused; " if task.finished and stale else "") + (f"choice redone: {stale}" if stale else "")
@@ -163,8 +170,11 @@ def plan_grid(specs: Sequence[RunSpec], alphas: Sequence[float], epochs: int, ou
                              "estimate_s": epochs * rate if rate is not None else float("nan"),
                              "note": f"uses the alpha the full LA run chooses on this grid{used}"})
                 continue
-            folder = alpha_folder(folder, read_record(run_folder(out, full.spec) / RESULT_FILE)["alpha"])
-            finished_fit = (folder / RECORD_FILE).exists()  # trained; only its result is to be written
+            chosen = read_record(run_folder(out, full.spec) / RESULT_FILE)["alpha"]
+            folder = alpha_folder(folder, chosen)
+            key = data.key(spec.seed, spec.subset)
+            # trained with these inputs; only its result is to be written
+            finished_fit = key is not None and is_current(folder, fit_inputs(key, grid, spec, chosen), RECORD_FILE)
         rows.append(_fit_row(folder, epochs, rate, finished_fit, **base, fit=RUN,
                              note=f"redone: {stale}" if stale else ""))
     return pd.DataFrame(rows, columns=PLAN_COLUMNS)

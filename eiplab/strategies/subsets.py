@@ -23,12 +23,18 @@ def rank_eips(exp: Experiment) -> list[str]:
     return [exp.model_ids[i] for i in order]
 
 
-def eip_subset(exp: Experiment, subset: str) -> list[str]:
-    """The EIP ids of a named subset."""
+def subset_of_ranking(ranked: list[str], subset: str) -> list[str]:
+    """The EIP ids of a named subset, from EIP ids ranked best first."""
     if subset not in SUBSETS:
         raise ValueError(f"unknown EIP subset {subset!r}; choose from {SUBSETS}")
-    ranked = rank_eips(exp)
-    return {"all": list(exp.model_ids), "best": ranked[:1], "worst": ranked[-1:], "best+worst": [ranked[0], ranked[-1]]}[subset]
+    return {"all": list(ranked), "best": ranked[:1], "worst": ranked[-1:], "best+worst": [ranked[0], ranked[-1]]}[subset]
+
+
+def eip_subset(exp: Experiment, subset: str) -> list[str]:
+    """The EIP ids of a named subset ("all" keeps the experiment's order)."""
+    if subset == "all":
+        return list(exp.model_ids)
+    return subset_of_ranking(rank_eips(exp), subset)
 
 
 def restrict(exp: Experiment, model_ids: list[str]) -> Experiment:

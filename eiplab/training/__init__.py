@@ -13,16 +13,7 @@
 Everything is importable from ``eiplab.training``.
 """
 
-from .energy import (
-    FitResult,
-    complete_config,
-    fit_energy_model,
-    fit_species_baseline,
-    model_inputs,
-    predict,
-    prepare_model,
-    species_counts,
-)
+from .energy import FitResult, complete_config, fit_energy_model, model_inputs, predict
 from .evaluate import (
     LossFn,
     MetricsFn,
@@ -32,6 +23,7 @@ from .evaluate import (
     predict_loader,
 )
 from .loop import Callback, TrainResult, train
+from .prepare import check_prepared, fit_species_baseline, prepare_for_fit, species_counts
 from .records import (
     BEST_MODEL_FILE,
     CHECKPOINT_FILE,
@@ -86,6 +78,6 @@ __all__ = [
     "Callback", "FitResult", "LossFn", "MetricsFn", "TrainResult", "TrainSettings",
     "complete_config", "energy_loader_metrics", "energy_mse", "fit_energy_model", "fit_species_baseline",
     "git_revision", "learning_rate_at", "lr_factor", "mean_loss", "model_inputs", "predict", "predict_loader",
-    "prepare_model", "resolve_device", "seed_everything", "species_counts", "train", "train_settings",
+    "check_prepared", "prepare_for_fit", "resolve_device", "seed_everything", "species_counts", "train", "train_settings",
     "write_run_record",
 ]

@@ -18,13 +18,14 @@ from torch_geometric.data import Data
 from torch_geometric.loader import DataLoader
 
 from eiplab import keys
-from eiplab.graphs.build import Y, Z, make_loader
+from eiplab.graphs.build import Z, make_loader
 from eiplab.graphs.inputs import build_graphs
 from eiplab.models.base import EnergyModel
 from eiplab.models.registry import ModelConfig, build_model, representation_class
 
 from .evaluate import LossFn, energy_loader_metrics, energy_mse, predict_loader
 from .loop import Callback, train
+from .prepare import prepare_for_fit
 from .records import (
     RECORD_FILE,
     RUN_BASELINE,
@@ -37,49 +38,6 @@ from .records import (
     write_run_record,
 )
 from .settings import TrainSettings, resolve_device, seed_everything, train_settings
-
-
-# --- energy baseline ----------------------------------------------------------------------------
-def species_counts(graphs: Sequence[Data], species: Sequence[int]) -> np.ndarray:
-    """Atom counts per species, int [n_configs, n_species]."""
-    column = {int(z): k for k, z in enumerate(species)}
-    counts = np.zeros((len(graphs), len(species)), dtype=np.int64)
-    for row, graph in enumerate(graphs):
-        for z in graph[Z].tolist():
-            counts[row, column[z]] += 1
-    return counts
-
-
-def fit_species_baseline(graphs: Sequence[Data]) -> dict[int, float]:
-    """Per-species energies mu_s (eV/atom) minimising sum_C (E_C - sum_s n_Cs mu_s)^2.
-
-    Uses the graphs' ``y`` (total energy, eV). Raises when the compositions cannot identify
-    the per-species values (e.g. every config at the same A:B ratio).
-    """
-    labelled = [g for g in graphs if getattr(g, Y, None) is not None]
-    if not labelled:
-        raise ValueError("no labelled configurations to fit the energy baseline on")
-    species = sorted({int(z) for g in labelled for z in g[Z].tolist()})
-    counts = species_counts(labelled, species).astype(np.float64)
-    energies = np.array([float(g[Y].reshape(-1)[0]) for g in labelled])
-    if np.linalg.matrix_rank(counts) < len(species):
-        raise ValueError(
-            f"the training compositions cannot identify per-species energies of {species} "
-            "(species counts are linearly dependent, e.g. one fixed composition)"
-        )
-    mu, *_ = np.linalg.lstsq(counts, energies, rcond=None)
-    return {z: float(m) for z, m in zip(species, mu, strict=True)}
-
-
-def prepare_model(
-    model: EnergyModel, train_graphs: Sequence[Data], *, baseline: bool = True
-) -> None:
-    """Fit what is fitted before training: the energy baseline and any input scaling."""
-    if baseline:
-        model.set_baseline(fit_species_baseline(train_graphs))
-    fit_scaling = getattr(model.representation_module, "fit_input_scaling", None)
-    if fit_scaling is not None:
-        fit_scaling(train_graphs)
 
 
 def complete_config(config: ModelConfig, configs: Sequence[ase.Atoms] | Sequence[Data]) -> ModelConfig:
@@ -206,8 +164,10 @@ def fit_energy_model(
         loss_fn: training loss (default MSE on total energies).
         run_info: extra run-record fields (dataset, split, strategy, ...).
         callbacks: passed to :func:`train`.
-        baseline_graphs: graphs the energy baseline and input scaling are fitted on (default:
-            all training graphs; label augmentation passes the DFT-labelled ones only).
+        baseline_graphs: graphs the energy baseline (and a fresh network's input scaling) are
+            fitted on (default: all training graphs; label augmentation passes the DFT-labelled
+            ones only). A pretrained network keeps its input scaling (see
+            :func:`eiplab.training.prepare_for_fit`).
 
     Returns:
         A :class:`FitResult`.
@@ -229,7 +189,7 @@ def fit_energy_model(
         raise ValueError(f"an energy model needs 1 output, this one has {net.n_out}")
     train_graphs = _as_graphs(train_set, config, settings.progress)
     val_graphs = _as_graphs(val_set, config, settings.progress)
-    prepare_model(net, train_graphs if baseline_graphs is None else list(baseline_graphs))
+    prepare_for_fit(net, train_graphs if baseline_graphs is None else list(baseline_graphs), energy_baseline=True)
     baseline = {z: float(net.baseline[z]) for z in sorted(_species(train_graphs))}
     train_loader = make_loader(train_graphs, settings.batch_size, shuffle=True, seed=settings.seed)
     val_loader = make_loader(val_graphs, settings.batch_size)

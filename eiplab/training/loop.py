@@ -30,6 +30,7 @@ from eiplab.models.base import EnergyModel
 from eiplab.models.registry import save_model
 
 from .evaluate import LossFn, MetricsFn, energy_loader_metrics, mean_loss
+from .prepare import check_prepared
 from .records import (
     BEST_MODEL_FILE,
     CHECKPOINT_FILE,
@@ -199,7 +200,8 @@ def train(
 
     Args:
         model: any module mapping a batch to [n_configs, n_out] (initialised by the caller,
-            seeded for reproducibility).
+            seeded for reproducibility, and prepared with :func:`prepare_for_fit`: a network
+            whose input scaling is not fitted is refused).
         train_loader: shuffling loader of training graphs (its generator, if any, and the
             global torch RNG are reseeded each epoch from ``settings.seed``).
         val_loader: validation graphs (no shuffling); None selects the last epoch.
@@ -216,6 +218,7 @@ def train(
     Returns:
         A :class:`TrainResult`.
     """
+    check_prepared(model)
     started = time.perf_counter()
     device = resolve_device(settings.device)
     model.to(device)
