@@ -23,7 +23,7 @@ def _cmd_grid(args) -> int:
     import torch
 
     from .analysis import results as res
-    from .data import load_dataset, paper_splits
+    from .data import dataset_splits, load_dataset
     from .eips import models_for_dataset
     from .profiles import get_profile
     from .strategies import collect_results, grid_from_profile, run_grid, specs_for
@@ -34,7 +34,7 @@ def _cmd_grid(args) -> int:
     prof = get_profile(args.profile)
     configs = load_dataset(args.dataset, limit=prof.limit)
     seeds = tuple(args.seeds) if args.seeds else prof.seeds
-    splits = paper_splits(configs, seeds=seeds)
+    splits = dataset_splits(configs, seeds=seeds)
     eips = args.eips or [m.model_id for m in models_for_dataset(configs)]
     grid = grid_from_profile(args.profile, configs, models=args.models, device=args.device, progress=args.progress,
                              alphas=args.alphas)
@@ -129,11 +129,12 @@ def _cmd_dft_generate(args) -> int:
 
 
 def _cmd_datasets(args) -> int:
-    from .data import BUILTIN, load_dataset
+    import pandas as pd
 
-    for name, spec in BUILTIN.items():
-        configs = load_dataset(name, max_energy_per_atom=None)
-        print(f"{name:12s} {len(configs):6d} configs  system {spec.system:5s} {spec.description}")
+    from .data import builtin_table
+
+    with pd.option_context("display.width", 200, "display.max_colwidth", 70):
+        print(builtin_table().drop(columns=["description"]).to_string())
     return 0
 
 

@@ -15,7 +15,7 @@ import pandas as pd
 
 from eiplab import keys
 from eiplab.analysis.tables import save_table
-from eiplab.data import load_dataset, paper_splits
+from eiplab.data import dataset_splits, load_dataset
 from eiplab.eips import eip_benchmark, models_for_dataset, summarize, table2
 from eiplab.eips.registry import spec_for
 from eiplab.strategies.experiment import label_with_eips
@@ -29,7 +29,7 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=2)
     args = ap.parse_args()
     configs = load_dataset(args.dataset)
-    splits = paper_splits(configs, seeds=tuple(args.seeds))
+    splits = dataset_splits(configs, seeds=tuple(args.seeds))
     model_ids = [m.model_id for m in models_for_dataset(configs)]
     energies = label_with_eips(configs, model_ids, n_jobs=args.jobs)
     tidy = {w: eip_benchmark(configs, splits, model_ids, align=["species"], energies_eip=energies, weighting=w)

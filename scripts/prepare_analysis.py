@@ -10,7 +10,7 @@ import argparse
 
 import torch
 
-from eiplab.data import load_dataset, paper_splits
+from eiplab.data import dataset_splits, load_dataset
 from eiplab.eips import models_for_dataset
 from eiplab.profiles import get_profile
 from eiplab.strategies import grid_from_profile, prepare_experiment
@@ -32,7 +32,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     settings = get_profile(args.profile)
     configs = load_dataset(args.dataset, limit=settings.limit)
-    splits = paper_splits(configs, seeds=settings.seeds)
+    splits = dataset_splits(configs, seeds=settings.seeds)
     eip_ids = [m.model_id for m in models_for_dataset(configs)]
     grid = grid_from_profile(args.profile, configs, models=[args.model], progress=True)
     wanted = settings.seeds if args.seeds is None else args.seeds

@@ -167,3 +167,42 @@ def test_extxyz_with_forces_but_no_energy_is_unlabelled(tmp_path):
     (cfg,) = load_dataset(tmp_path / "f.xyz")
     assert keys.ENERGY_DFT not in cfg.info
     np.testing.assert_allclose(cfg.arrays[keys.FORCES_DFT], 1.0)
+
+
+def test_packed_keeps_forces_only_where_a_config_has_them(tmp_path):
+    from eiplab.data import ConfigSet, save_packed
+    from eiplab.data.packed import load_packed
+
+    configs = []
+    for k, a in enumerate(_labelled(n=4)):
+        atoms = a.copy()
+        atoms.info[keys.CONFIG_ID] = f"c{k}"
+        if k % 2 == 0:  # labelled with forces; odd ones: an unlabelled pool config
+            atoms.info[keys.ENERGY_DFT] = a.get_potential_energy()
+            atoms.arrays[keys.FORCES_DFT] = a.get_forces()
+        configs.append(atoms)
+    save_packed(tmp_path / "mixed.npz", ConfigSet(configs, name="mixed"))
+    back = load_packed(tmp_path / "mixed.npz", "mixed")
+    for k, (a, b) in enumerate(zip(configs, back, strict=True)):
+        assert (keys.FORCES_DFT in b.arrays) == (k % 2 == 0)
+        if k % 2 == 0:
+            np.testing.assert_allclose(b.arrays[keys.FORCES_DFT], a.arrays[keys.FORCES_DFT])
+
+
+def test_mlearn_json_is_read_and_malformed_records_are_named(tmp_path):
+    from eiplab.data import read_mlearn_json
+
+    atoms = bulk("Mo", "bcc", a=3.16, cubic=True)
+    record = {"structure": {"lattice": {"matrix": atoms.cell.array.tolist()},
+                            "sites": [{"species": [{"element": "Mo", "occu": 1}], "xyz": p.tolist()} for p in atoms.positions]},
+              "outputs": {"energy": -21.7, "forces": np.zeros((2, 3)).tolist()},
+              "group": "Elastic", "description": "Ground state crystal"}
+    (tmp_path / "training.json").write_text(json.dumps([record]))
+    configs = load_dataset(tmp_path / "training.json")  # recognised as mlearn, not pyxtal-ff
+    assert configs[0].info[keys.ENERGY_DFT] == -21.7 and configs[0].info[keys.PHASE] == "Elastic"
+    assert configs[0].info[keys.CONFIG_ID] == "training-training-0000"
+    assert "Ground state crystal" in configs[0].info[keys.SOURCE]
+    record["outputs"]["forces"] = [[0.0, 0.0, 0.0]]
+    (tmp_path / "bad.json").write_text(json.dumps([record]))
+    with pytest.raises(DataError, match=r"record 0 \(.*\) has forces of shape \(1, 3\), expected \(2, 3\)"):
+        read_mlearn_json(tmp_path / "bad.json")

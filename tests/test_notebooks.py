@@ -78,3 +78,26 @@ def test_strategies_notebook_shows_the_alpha_sensitivity(tmp_path, monkeypatch):
     choice = pd.read_csv(out / "alpha_choice.csv")
     assert len(choice) == 3 and (choice["cost of choice (eV)"] >= 0).all()
     assert (out / "alpha_curves.html").exists() and "<table" in (out / "alpha_sensitivity.html").read_text()
+
+
+@pytest.mark.notebook
+def test_notebooks_run_on_an_mlearn_dataset(tmp_path, monkeypatch):
+    """The mlearn sets go through the same notebooks: KIM-Si style splits, their own EIPs and
+    tau="auto", and the classifier audited on the held-out test configs (the pool has no DFT)."""
+    import pandas as pd
+    import papermill as pm
+
+    monkeypatch.setenv("EIPLAB_CACHE", str(tmp_path / "cache"))
+    done = run_notebooks("mo-mlearn", "quick", out=tmp_path, only=["01", "02"], force=True, log=lambda *_: None)
+    assert len(done) == 2
+    builtins = pd.read_csv(tmp_path / "01_datasets-mo-mlearn-quick/builtin_datasets.csv", index_col=0)
+    assert {"si-pyxtal", "ge-mlearn", "li-mlearn", "mo-mlearn"} <= set(builtins.index)
+    table2 = pd.read_csv(tmp_path / "02_eip_benchmark-mo-mlearn-quick/table2_align_species.csv", index_col=0)
+    assert "MEAM (ParkFellingerLenosky 2012)" in table2.index and not table2.index.str.startswith("SNAP").any()
+    nb = next(p for p in NOTEBOOKS if p.stem.startswith("04"))
+    out = tmp_path / "04"
+    pm.execute_notebook(str(nb), str(tmp_path / "04.ipynb"), cwd=str(nb.parent), progress_bar=False,
+                        parameters={"dataset": "mo-mlearn", "profile": "quick", "model": "soapnet", "out_dir": str(out),
+                                    "confidence_runs": False})
+    audits = pd.read_csv(out / "audit_per_split.csv")
+    assert set(audits["audited_on"]) == {"test"} and (audits["n_pool_with_dft"] > 0).all()

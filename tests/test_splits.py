@@ -119,3 +119,22 @@ def test_fractions_validated():
     with pytest.raises(ValueError):
         paper_splits(_dataset(10), fractions=(0.5, 0.5, 0.5))
     assert np.isclose(sum((0.6, 0.2, 0.2)), 1)
+
+
+def test_cv_splits_test_on_disjoint_folds_with_a_fixed_pool():
+    from eiplab.data import cv_splits, dataset_splits
+
+    data = _dataset(n=90, n_unlabelled=30)
+    splits = cv_splits(data, seeds=(0, 1, 2))
+    unlabelled = set(data.ids[:30])
+    tests = [set(s.index[s == keys.TEST]) for s in splits]
+    assert all(t.isdisjoint(u) for k, t in enumerate(tests) for u in tests[k + 1:])
+    assert set().union(*tests) == set(data.ids[30:])
+    for s in splits:
+        assert set(s.index[s == keys.POOL]) == unlabelled
+        assert (s == keys.VAL).sum() == round(0.2 * ((s == keys.TRAIN).sum() + (s == keys.VAL).sum()))
+    assert dataset_splits(data, seeds=(0,), scheme="cv")[0].equals(splits[0])
+    with pytest.raises(DataError, match="no unlabelled config"):
+        cv_splits(_dataset(n=30))
+    with pytest.raises(ValueError, match="unknown split scheme"):
+        dataset_splits(data, scheme="kfold")

@@ -325,3 +325,18 @@ def test_mp_validation_metric_is_the_mean_over_eips():
 
     model.eval = lambda: None
     assert eip_mae_metrics(scaler)(model, [data], "cpu")["val_eip_mae"] == pytest.approx((1.0 + 3.0) / 2)
+
+
+def test_auto_tau_is_a_training_quantile_of_the_best_eip_error():
+    """tau="auto": the 0.75 quantile of the best aligned EIP's error per atom over the given
+    (training) configs; a failed EIP (NaN) never counts as best."""
+    from eiplab.strategies.labels import auto_tau, best_eip_errors
+
+    n = np.array([1, 2, 4, 1])
+    dft = np.array([-5.0, -10.0, -20.0, -5.0])
+    eip = np.array([[-5.1, np.nan], [-10.0, -10.4], [-20.8, -20.4], [np.nan, np.nan]])
+    errors = best_eip_errors(eip, dft, n)
+    np.testing.assert_allclose(errors, [0.1, 0.0, 0.1, np.inf])
+    assert auto_tau(eip, dft, n) == pytest.approx(np.quantile([0.1, 0.0, 0.1], 0.75))
+    with pytest.raises(ValueError, match="at least one EIP"):
+        auto_tau(eip[3:], dft[3:], n[3:])

@@ -28,6 +28,13 @@ BAND_NAMES = ("mild", "normal", "severe")
 ERROR = "label_error_per_atom"  # |E_label - E_dft| / N, eV/atom
 
 
+def audited_part(pool: ConfigSet) -> str:
+    """Where a split's classifier is audited: its pool (keys.POOL) when the pool's DFT energies are
+    known but were hidden from training (si-pyxtal), else its held-out TEST configs (keys.TEST;
+    the mlearn sets, whose pool has no DFT)."""
+    return keys.POOL if np.isfinite(pool.energies_dft()).any() else keys.TEST
+
+
 def label_errors(selection: pd.DataFrame, pool: ConfigSet) -> pd.DataFrame:
     """The selected configs with their DFT energy (eV) and the error of their EIP label (eV/atom).
 

@@ -6,10 +6,14 @@ import json
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .configset import ConfigSet
 from .errors import DataError
 from .packed import load_packed
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @dataclass(frozen=True)
@@ -21,12 +25,22 @@ class BuiltinDataset:
         system: chemical system key of the EIP registry ("Si", "Al", "AgAu").
         file: npz file inside ``eiplab/data/builtin``.
         description: one line for tables.
+        splits: the split scheme experiments use (:func:`eiplab.data.dataset_splits`):
+            ``"random-pool"`` (the paper's ANI-Al protocol) or ``"cv"`` (its KIM-Si protocol:
+            a fixed unlabelled pool, one cross-validation fold of the DFT configs as test set).
+        tau: the LA "none" threshold the dataset's experiments default to: eV/atom, or
+            ``"auto"`` (chosen per split from its TRAINING configs,
+            :func:`eiplab.strategies.labels.auto_tau`).
+        licence: licence file shipped next to the data.
     """
 
     name: str
     system: str
     file: str
     description: str
+    splits: str = "random-pool"
+    tau: float | str = 0.1
+    licence: str = ""
 
 
 BUILTIN = {
@@ -35,7 +49,22 @@ BUILTIN = {
         system="Si",
         file="si-pyxtal.npz",
         description="6,887 Si random crystals (1-16 atoms), VASP PBE energies and forces, from pyxtal-ff 0.2.3 (MIT)",
+        licence="LICENSE-pyxtal-ff.txt",
     ),
+    **{
+        f"{el.lower()}-mlearn": BuiltinDataset(
+            name=f"{el.lower()}-mlearn",
+            system=el,
+            file=f"{el.lower()}-mlearn.npz",
+            description=(f"{n_dft} {el} configs of the mlearn benchmark ({cells} atoms: AIMD snapshots, vacancies, "
+                         f"strained bulk, surfaces; VASP PBE, BSD-3) + a pool of {n_pool:,} unlabelled configs from "
+                         "EIP-driven MD"),
+            splits="cv",
+            tau="auto",
+            licence="LICENSE-mlearn.txt",
+        )
+        for el, n_dft, cells, n_pool in (("Ge", 253, "12-64", 3000), ("Li", 270, "2-84", 3030), ("Mo", 217, "2-54", 3030))
+    },
 }
 
 
@@ -60,3 +89,20 @@ def provenance(name: str) -> dict:
     if not path.exists():
         raise DataError(f"no provenance file for built-in dataset {name!r} ({path})")
     return json.loads(path.read_text())
+
+
+def builtin_table() -> pd.DataFrame:
+    """One row per built-in dataset: system, DFT-labelled and pool configs, atoms per config,
+    split scheme, default tau, licence and description (loads each dataset, a few seconds)."""
+    import numpy as np
+    import pandas as pd
+
+    rows = []
+    for name, spec in BUILTIN.items():
+        configs = load_builtin(name)
+        labelled = np.isfinite(configs.energies_dft())
+        n = configs.n_atoms()
+        rows.append({"dataset": name, "system": spec.system, "DFT configs": int(labelled.sum()),
+                     "pool (no DFT)": int((~labelled).sum()), "atoms/config": f"{n.min()}-{n.max()}",
+                     "splits": spec.splits, "tau": spec.tau, "licence": spec.licence, "description": spec.description})
+    return pd.DataFrame(rows).set_index("dataset")

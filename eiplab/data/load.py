@@ -10,7 +10,14 @@ from .builtin import BUILTIN, load_builtin
 from .configset import ConfigSet
 from .errors import DataError
 from .packed import load_packed
-from .readers import read_ani_h5, read_ase_db, read_extxyz, read_kim_si_tree, read_pyxtal_json
+from .readers import (
+    read_ani_h5,
+    read_ase_db,
+    read_extxyz,
+    read_kim_si_tree,
+    read_mlearn_json,
+    read_pyxtal_json,
+)
 
 DEFAULT_MAX_ENERGY_PER_ATOM = {"si-pyxtal": -4.0}
 
@@ -27,7 +34,7 @@ def load_dataset(
 
     Args:
         name_or_path: a built-in name (``"si-pyxtal"``) or a path: ``.xyz``/``.extxyz``, ASE
-            ``.db``, ANI-style ``.h5``/``.tgz``, pyxtal-ff ``.json``, or a folder in the
+            ``.db``, ANI-style ``.h5``/``.tgz``, pyxtal-ff or mlearn ``.json``, or a folder in the
             KIM-Si layout.
         max_energy_per_atom: drop labelled configs with E_dft/N above this (eV/atom).
             ``"default"``: -4.0 for si-pyxtal (pyxtal-ff's own training cut), none otherwise;
@@ -65,6 +72,8 @@ def _read_path(path: Path, **options) -> ConfigSet:
     if name.endswith((".h5", ".hdf5", ".tgz", ".tar.gz")):
         return read_ani_h5(path, **options)
     if name.endswith(".json"):
+        if _is_mlearn_json(path):
+            return read_mlearn_json(path, name=path.stem, **options)
         return read_pyxtal_json(path, name=path.stem, **options)
     if name.endswith(".npz"):
         return load_packed(path, name=path.stem)
@@ -72,3 +81,10 @@ def _read_path(path: Path, **options) -> ConfigSet:
         f"{path}: unknown dataset format; use .xyz/.extxyz, .db, .h5/.tgz (ANI), .json (pyxtal-ff), "
         ".npz (eiplab) or a KIM-Si folder"
     )
+
+
+def _is_mlearn_json(path: Path) -> bool:
+    """True when a JSON file starts like the mlearn format (records with a pymatgen "structure";
+    pyxtal-ff's records start with "elements" / "coords" instead)."""
+    with open(path, encoding="utf-8") as f:
+        return '"structure"' in f.read(4096)

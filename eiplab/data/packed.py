@@ -33,8 +33,11 @@ def save_packed(path: str | Path, configs: ConfigSet) -> None:
         "phase": np.array([a.info.get(keys.PHASE, "unknown") for a in configs]),
         "source": np.array([a.info.get(keys.SOURCE, "") for a in configs]),
     }
-    if all(keys.FORCES_DFT in a.arrays for a in configs):
-        arrays["forces_dft"] = np.concatenate([a.arrays[keys.FORCES_DFT] for a in configs])
+    has_forces = np.array([keys.FORCES_DFT in a.arrays for a in configs])
+    if has_forces.any():  # NaN rows for configs without DFT forces (e.g. a pool), marked per config
+        arrays["forces_dft"] = np.concatenate(
+            [a.arrays[keys.FORCES_DFT] if keys.FORCES_DFT in a.arrays else np.full((len(a), 3), np.nan) for a in configs])
+        arrays["has_forces"] = has_forces
     models = sorted({m for a in configs for m in a.info.get(keys.ENERGY_EIP, {})})
     if models:  # EIP energies: [n_configs, n_models] eV, NaN where missing or failed
         arrays["eip_model_ids"] = np.array(models)
@@ -60,6 +63,7 @@ def load_packed(path: str | Path, name: str) -> ConfigSet:
     starts = ends - n
     numbers, positions = data["numbers"], data["positions"]
     forces = data.get("forces_dft")
+    has_forces = data.get("has_forces", np.ones(len(n), dtype=bool))  # files before the mask: all have them
     models = [str(m) for m in data.get("eip_model_ids", [])]
     eip = data.get("energy_eip")
     configs = []
@@ -75,7 +79,7 @@ def load_packed(path: str | Path, name: str) -> ConfigSet:
         a.info[keys.ENERGY_EIP] = (
             {m: float(e) for m, e in zip(models, eip[i], strict=True)} if models else {}
         )
-        if forces is not None:
+        if forces is not None and has_forces[i]:
             a.arrays[keys.FORCES_DFT] = forces[sl].copy()
         configs.append(a)
     return ConfigSet(configs, name=name)

@@ -262,3 +262,39 @@ def read_pyxtal_json(path: str | Path, name: str = "pyxtal") -> ConfigSet:
         a.arrays[keys.FORCES_DFT] = forces
         configs.append(_finish(a, cid, path.name, energy, "unknown"))
     return ConfigSet(configs, name=name)
+
+
+def read_mlearn_json(path: str | Path, name: str = "mlearn", prefix: str | None = None) -> ConfigSet:
+    """Read an mlearn-benchmark JSON file (Zuo et al. 2020): a list of dicts with a pymatgen
+    ``structure`` (lattice matrix, sites with Cartesian ``xyz``), ``outputs.energy`` (eV, total),
+    ``outputs.forces`` (eV/Angstrom), ``group`` and ``description``.
+
+    Ids are ``<prefix>-<index in the file>`` (prefix default: ``<name>-<file stem>``); the phase
+    is the mlearn ``group`` (AIMD-NVT, Vacancy, Elastic, Surface) and the source names the file,
+    the index and the ``description`` (e.g. ``Snapshot 3 of 40 of AIMD NVT simulation at 300 K``).
+    """
+    path = Path(path)
+    try:
+        records = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise DataError(f"{path}: not readable mlearn JSON ({e})") from e
+    prefix = prefix or f"{name}-{path.stem}"
+    configs = []
+    for i, r in enumerate(records):
+        cid = f"{prefix}-{i:04d}"
+        try:
+            structure = r["structure"]
+            symbols = [site["species"][0]["element"] for site in structure["sites"]]
+            positions = np.array([site["xyz"] for site in structure["sites"]], dtype=float)
+            a = Atoms(symbols, positions=positions, cell=np.asarray(structure["lattice"]["matrix"], dtype=float),
+                      pbc=True)
+            energy = float(r["outputs"]["energy"])
+            forces = np.asarray(r["outputs"]["forces"], dtype=float)
+            group, description = str(r["group"]), str(r.get("description", ""))
+        except (KeyError, IndexError, TypeError, ValueError) as e:
+            raise DataError(f"{path}: record {i} ({cid}) is malformed ({type(e).__name__}: {e})") from e
+        if forces.shape != (len(a), 3):
+            raise DataError(f"{path}: record {i} ({cid}) has forces of shape {forces.shape}, expected ({len(a)}, 3)")
+        a.arrays[keys.FORCES_DFT] = forces
+        configs.append(_finish(a, cid, f"{path.parent.name}/{path.name}#{i}: {description}", energy, group))
+    return ConfigSet(configs, name=name)

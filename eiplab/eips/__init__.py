@@ -11,12 +11,14 @@ from .benchmark import eip_benchmark, parity_figure, summarize, table2
 from .cache import LabelCache, config_hash
 from .calculator import CalculatorModel
 from .configs import ConfigArrays
+from .discovery import eip_candidates, installed_eips
 from .energies import dft_energies, eip_energies, species_counts
 from .errors import (
     AlignmentError,
     AlignmentWarning,
     EIPError,
     KIMError,
+    LeakageError,
     ModelNotFoundError,
     SimulatorModelError,
     SpeciesNotSupportedError,
@@ -27,12 +29,15 @@ from .labelling import failures_table, label_dataset
 from .registry import (
     TMOD_ID,
     EIPSpec,
+    check_not_trained_on,
     list_installed,
+    mark_trained_on,
     models_for,
     register_calculator,
     resolve,
     spec_for,
     system_names,
+    trained_on,
 )
 from .systems import models_for_dataset, system_for_species
 
@@ -46,6 +51,7 @@ __all__ = [
     "EIPSpec",
     "Evaluation",
     "KIMError",
+    "LeakageError",
     "KIMModel",
     "LabelCache",
     "ModelNotFoundError",
@@ -53,7 +59,12 @@ __all__ = [
     "SpeciesAligner",
     "SpeciesNotSupportedError",
     "SpeciesReference",
+    "check_not_trained_on",
     "config_hash",
+    "eip_candidates",
+    "installed_eips",
+    "mark_trained_on",
+    "trained_on",
     "dft_energies",
     "eip_benchmark",
     "eip_energies",

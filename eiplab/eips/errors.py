@@ -30,3 +30,7 @@ class AlignmentError(EIPError, ValueError):
 class AlignmentWarning(UserWarning):
     """An offset fit finished without converging (the message names the EIP): its offsets may be
     off; look at that EIP's residuals (a few huge failures, too few configs)."""
+
+
+class LeakageError(EIPError, ValueError):
+    """A model was fitted on the very dataset it is asked to serve as an EIP for."""

@@ -9,7 +9,9 @@ of eiplab sees numpy arrays and floats in eV.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import numpy as np
@@ -39,6 +41,33 @@ def kimpy_module() -> Any:
             "`pip install kimpy` (see scripts/setup.sh)"
         ) from e
     return kimpy
+
+
+@contextmanager
+def _quiet_native_output() -> Iterator[None]:
+    """Silence what model libraries print to the process's stdout/stderr while they load
+    (some EAM drivers print their parameter files' headers)."""
+    saved = [os.dup(1), os.dup(2)]
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 1)
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        _flush_c_stdio()  # C++ libraries buffer their output: flush it into /dev/null, not after
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in saved:
+            os.close(fd)
+
+
+def _flush_c_stdio() -> None:
+    import ctypes
+
+    try:
+        ctypes.CDLL(None).fflush(None)
+    except (OSError, AttributeError):  # no C library to reach (not on Linux/macOS): nothing buffered there
+        pass
 
 
 def _checked(model_id: str, what: str, f: Callable[..., T], *args: Any) -> T:
@@ -95,15 +124,16 @@ class KIMModel:
         self.model_id = resolve(model_id)
         mid = self.model_id
         try:
-            accepted, self._model = kimpy.model.create(
-                kimpy.numbering.zeroBased,
-                kimpy.length_unit.A,
-                kimpy.energy_unit.eV,
-                kimpy.charge_unit.e,
-                kimpy.temperature_unit.K,
-                kimpy.time_unit.ps,
-                mid,
-            )
+            with _quiet_native_output():  # some drivers print their parameter files' headers
+                accepted, self._model = kimpy.model.create(
+                    kimpy.numbering.zeroBased,
+                    kimpy.length_unit.A,
+                    kimpy.energy_unit.eV,
+                    kimpy.charge_unit.e,
+                    kimpy.temperature_unit.K,
+                    kimpy.time_unit.ps,
+                    mid,
+                )
         except RuntimeError as e:
             raise KIMError(
                 f"KIM model {mid}: ModelCreate failed ({e}). The model or its driver could not "

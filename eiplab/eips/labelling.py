@@ -19,7 +19,7 @@ from .cache import LabelCache, config_hash
 from .configs import ConfigArrays
 from .errors import SpeciesNotSupportedError
 from .evaluate import EIPModel, config_label, evaluate_one
-from .registry import EIPSpec, resolve, spec_for
+from .registry import EIPSpec, check_not_trained_on, resolve, spec_for
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +127,7 @@ def label_dataset(
     configs: Sequence[Atoms],
     model_ids: Sequence[str],
     *,
-    cache_dir: str | os.PathLike,
+    cache_dir: str | os.PathLike | None = None,
     n_jobs: int = 1,
     progress: bool = True,
     chunk_size: int = CHUNK_SIZE,
@@ -143,7 +143,8 @@ def label_dataset(
         configs: configurations (``info[keys.CONFIG_ID]`` used as row labels when present).
         model_ids: KIM IDs (another installed version is accepted, see :func:`resolve`) or
             registered non-KIM EIP ids. Columns use the resolved ids.
-        cache_dir: cache folder (created).
+        cache_dir: cache folder (created); default: ``<eiplab cache>/eip`` (``EIPLAB_CACHE``
+            or ``~/.cache/eiplab``).
         n_jobs: worker processes (each creates each model once); 1 = in this process.
         progress: show a tqdm progress bar.
         chunk_size: configs per cache chunk.
@@ -155,10 +156,17 @@ def label_dataset(
 
     Raises:
         SpeciesNotSupportedError: a model lacks an element of the dataset (before any work).
+        LeakageError: a model was fitted on this dataset (``configs.name``; see
+            :func:`eiplab.eips.registry.check_not_trained_on`).
         ModelNotFoundError, SimulatorModelError, KIMError: a model cannot be loaded.
     """
     ids = _config_ids(configs)
     resolved = list(dict.fromkeys(resolve(m) for m in model_ids))
+    check_not_trained_on(resolved, getattr(configs, "name", None))
+    if cache_dir is None:
+        from ..paths import cache_dir as eiplab_cache
+
+        cache_dir = eiplab_cache() / "eip"
     specs = [spec_for(m) for m in resolved]
     for spec in specs:  # load each model here once: fail fast on loading and species
         check_species(configs, _model(spec))

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from ase.calculators.calculator import Calculator
 
-from .errors import ModelNotFoundError, SimulatorModelError
+from .errors import LeakageError, ModelNotFoundError, SimulatorModelError
 
 log = logging.getLogger(__name__)
 
@@ -242,14 +242,84 @@ def register_calculator(
 
 
 def spec_for(model_id: str) -> EIPSpec:
-    """The spec of a model id (Table 2 entry, registered calculator, or a bare KIM spec)."""
+    """The spec of a model id (Table 2 entry, registered calculator, or a KIM spec named by
+    :func:`display_name`)."""
     if model_id in _NON_KIM:
         return _NON_KIM[model_id]
     for specs in _TABLE2.values():
         for s in specs:
             if s.model_id == model_id:
                 return s
-    return EIPSpec(model_id, model_id, "", "")
+    return EIPSpec(model_id, display_name(model_id), "", "")
+
+
+_YEAR = re.compile(r"^(?P<year>\d{4})(?P<variant>.*)$")
+
+
+def _short_name(model_id: str) -> str:
+    words = model_id.split("__", 1)[0].split("_")
+    for k, word in enumerate(words):
+        if _YEAR.match(word) and k > 0:
+            return f"{words[0]} ({words[k - 1]} {word})"
+    return model_id
+
+
+def display_name(model_id: str) -> str:
+    """A short name from a KIM ID: ``MEAM_LAMMPS_ParkFellingerLenosky_2012_Mo__MO_..`` ->
+    ``MEAM (ParkFellingerLenosky 2012)``; a variant after the year is kept (``1959HighCutoff``);
+    where two installed models differ only in their KIM number, its first digits follow (``#4864``)."""
+    name = _short_name(model_id)
+    if name == model_id or "__MO_" not in model_id:
+        return name
+    stem = model_id.split("__", 1)[0]
+    twins = [m for m in _installed(False) if m != model_id and m.split("__", 1)[0] == stem]
+    return f"{name} #{model_id.split('__MO_')[1][:4]}" if twins else name
+
+
+# --- models fitted on a dataset: never EIPs for it ----------------------------------------------
+@dataclass(frozen=True)
+class TrainedOn:
+    """Models (KIM IDs matching ``pattern``, a regular expression) fitted on ``datasets``."""
+
+    pattern: str
+    datasets: tuple[str, ...]
+    reference: str
+
+
+_TRAINED_ON: list[TrainedOn] = [
+    TrainedOn(r"^SNAP_ZuoChenLi_2019", ("ge-mlearn", "li-mlearn", "mo-mlearn"),
+              "Zuo et al., J. Phys. Chem. A 124, 731 (2020): the SNAPs were fitted on the mlearn data"),
+]
+
+
+def mark_trained_on(pattern: str, datasets: tuple[str, ...] | list[str], reference: str = "") -> TrainedOn:
+    """Record that the models whose KIM ID matches ``pattern`` were fitted on ``datasets`` (names
+    as :func:`eiplab.data.load_dataset` gives them): they are then refused as EIPs for them."""
+    re.compile(pattern)  # a bad pattern fails here, not at the first check
+    mark = TrainedOn(pattern, tuple(datasets), reference)
+    _TRAINED_ON.append(mark)
+    return mark
+
+
+def trained_on(model_id: str) -> list[TrainedOn]:
+    """The records of datasets ``model_id`` was fitted on (empty for most models)."""
+    return [mark for mark in _TRAINED_ON if re.search(mark.pattern, model_id)]
+
+
+def check_not_trained_on(model_ids: list[str] | tuple[str, ...], dataset: str | None) -> None:
+    """Raise :class:`LeakageError` when one of ``model_ids`` was fitted on ``dataset`` (a dataset
+    name, or a subset name ``"<dataset>/..."``); nothing to check without a name."""
+    if not dataset:
+        return
+    base = dataset.split("/", 1)[0]
+    for model_id in model_ids:
+        for mark in trained_on(model_id):
+            if base in mark.datasets:
+                raise LeakageError(
+                    f"{model_id} was fitted on the dataset {base!r} ({mark.reference or 'marked trained on it'}): "
+                    "its energies there are not knowledge from elsewhere, so it cannot serve as an EIP for it. "
+                    "Leave it out of the EIP list (eiplab.eips.models_for_dataset never includes it)."
+                )
 
 
 def _list_with_kimpy(simulator: bool) -> list[str]:

@@ -22,7 +22,7 @@ from ..graphs import make_loader
 from ..models import ModelConfig, build_model
 from ..training import TrainSettings, model_inputs, predict, prepare_for_fit, seed_everything, train
 from .experiment import Experiment
-from .labels import DEFAULT_TAU, best_eip_labels
+from .labels import AUTO, DEFAULT_TAU, auto_tau, best_eip_labels
 
 if TYPE_CHECKING:
     from torch_geometric.data import Batch
@@ -37,8 +37,19 @@ def class_names(model_ids: list[str]) -> list[str]:
     return list(model_ids) + [NONE_CLASS]
 
 
+def resolve_tau(exp: Experiment, tau: float | str = DEFAULT_TAU) -> float:
+    """tau in eV/atom: a number as given, or ``"auto"`` resolved on the experiment's TRAINING
+    configs and EIPs (:func:`eiplab.strategies.labels.auto_tau`)."""
+    if tau == AUTO:
+        train = exp.parts[keys.TRAIN]
+        return auto_tau(exp.aligned_for(keys.TRAIN).to_numpy(), train.energies_dft(), train.n_atoms())
+    if isinstance(tau, str):
+        raise ValueError(f"tau must be a number (eV/atom) or {AUTO!r}, not {tau!r}")
+    return float(tau)
+
+
 def classifier_targets(exp: Experiment, part: str, tau: float = DEFAULT_TAU) -> np.ndarray:
-    """Class labels of the DFT-labelled configs of ``part`` (aligned energies)."""
+    """Class labels of the DFT-labelled configs of ``part`` (aligned energies; tau in eV/atom)."""
     configs = exp.parts[part]
     return best_eip_labels(exp.aligned_for(part).to_numpy(), configs.energies_dft(), configs.n_atoms(), tau)
 
@@ -69,12 +80,14 @@ def _graphs_with_classes(exp: Experiment, part: str, config: ModelConfig, tau: f
 
 @dataclass
 class ClassifierResult:
-    """Trained classifier and its validation accuracy; ``class_counts``: training labels per class."""
+    """Trained classifier and its validation accuracy; ``class_counts``: training labels per class;
+    ``tau``: the "none" threshold used, eV/atom."""
 
     model: torch.nn.Module
     val_accuracy: float
     class_counts: pd.Series
     history: list
+    tau: float = DEFAULT_TAU
 
 
 def train_classifier(
@@ -82,10 +95,12 @@ def train_classifier(
     config: ModelConfig,
     settings: TrainSettings,
     *,
-    tau: float = DEFAULT_TAU,
+    tau: float | str = DEFAULT_TAU,
     out_dir: str | Path | None = None,
 ) -> ClassifierResult:
-    """Train the K+1-class classifier on TRAIN, select on VAL accuracy."""
+    """Train the K+1-class classifier on TRAIN, select on VAL accuracy (``tau``: eV/atom or
+    ``"auto"``, resolved on TRAIN by :func:`resolve_tau`)."""
+    tau = resolve_tau(exp, tau)
     k = len(exp.model_ids)
     config = config.replace(n_out=k + 1, head="graph")
     settings = replace(settings, schedule="slanted_triangular", select_on="val_accuracy", select_mode="max")
@@ -106,25 +121,29 @@ def train_classifier(
     )
     labels = np.array([int(g[CLASS]) for g in train_graphs])
     counts = pd.Series(np.bincount(labels, minlength=k + 1), index=class_names(exp.model_ids), name="train_configs")
-    return ClassifierResult(result.model, float(result.best_metrics.get("val_accuracy", np.nan)), counts, result.history)
+    return ClassifierResult(result.model, float(result.best_metrics.get("val_accuracy", np.nan)), counts, result.history,
+                            tau)
 
 
-def select_pool(classifier: torch.nn.Module, exp: Experiment, device: str = "auto") -> pd.DataFrame:
+def select_pool(classifier: torch.nn.Module, exp: Experiment, device: str = "auto", part: str = keys.POOL) -> pd.DataFrame:
     """Run the classifier on every pool config; keep those whose argmax is an EIP.
 
+    ``part``: another part of the split to run it on -- only for the audit (Table 6) of datasets
+    whose pool has no DFT: their held-out TEST configs (never used to train or choose anything).
+
     Returns:
-        DataFrame indexed by config_id of ALL pool configs with columns ``eip_class`` (index),
+        DataFrame indexed by config_id of ALL configs of ``part`` with columns ``eip_class`` (index),
         ``model_id`` (or "none"), ``confidence`` (softmax probability of the chosen class),
         ``label_energy`` (the chosen EIP's aligned energy, eV; NaN for "none") and ``selected``.
         A predicted EIP whose energy is NaN/inf for that config is never selected.
     """
-    pool = exp.parts[keys.POOL]
+    pool = exp.parts[part]
     logits = predict(classifier, pool, device=device)
     logits = np.atleast_2d(logits)
     prob = torch.softmax(torch.as_tensor(logits), dim=1).numpy()
     chosen = prob.argmax(axis=1)
     names = class_names(exp.model_ids)
-    aligned = exp.aligned_for(keys.POOL).to_numpy()
+    aligned = exp.aligned_for(part).to_numpy()
     k = len(exp.model_ids)
     label = np.full(len(pool), np.nan)
     is_eip = chosen < k

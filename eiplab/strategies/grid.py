@@ -34,7 +34,7 @@ from ..models import EnergyModel, ModelConfig
 from ..provenance import MADE_WITH_FILE, fingerprint, fingerprint_pairs, mismatch, write_made_with
 from ..training import RUN_WALL_TIME, TrainSettings, fit_energy_model
 from .augment import ALPHA_GRID, alpha_folder, fit_augmented, select_alpha
-from .classifier import select_pool, train_classifier
+from .classifier import resolve_tau, select_pool, train_classifier
 from .confidence import CONFIDENCE_GROUPS, DEFAULT_QUANTILES, confidence_groups
 from .experiment import Experiment, prepare_experiment
 from .labels import DEFAULT_TAU
@@ -94,7 +94,8 @@ class GridConfig:
         train: training settings (epochs, batch, device, ...); the seed is set per split.
         model_configs: ModelConfig per model name.
         alphas: LA alpha grid (chosen on validation MAE).
-        tau: LA "none" threshold, eV/atom.
+        tau: LA "none" threshold, eV/atom, or "auto" (resolved on each split's TRAINING configs,
+            :func:`eiplab.strategies.labels.auto_tau`).
         align: EIP alignment ("species" or "none").
         quantiles: confidence-group edges of the Table 5 runs (low below the first quantile of
             the selected configs' confidence, high above the second).
@@ -104,7 +105,7 @@ class GridConfig:
     train: TrainSettings
     model_configs: dict[str, ModelConfig]
     alphas: Sequence[float] = ALPHA_GRID
-    tau: float = DEFAULT_TAU
+    tau: float | str = DEFAULT_TAU
     align: str = "species"
     quantiles: tuple[float, float] = DEFAULT_QUANTILES
     extra: dict = field(default_factory=dict)
@@ -253,6 +254,7 @@ def is_current(folder: Path, inputs: dict | None, done_file: str) -> bool:
 
 # --- the grid folder's layout (shared with eiplab.strategies.plan and .parallel) ------------------
 SELECTION_FILE = "selection.csv"
+HELD_OUT_SELECTION_FILE = "held_out_selection.csv"  # the classifier on the split's TEST configs: Table 6 only
 
 
 def run_folder(out: str | Path, spec: RunSpec) -> Path:
@@ -354,12 +356,23 @@ def pool_selection(out: str | Path, model: str, seed: int, exp: Experiment, grid
     result = train_classifier(exp, grid.model_configs[model], replace(grid.train, seed=seed), tau=grid.tau,
                               out_dir=folder / "classifier")
     selection = select_pool(result.model, exp, device=grid.train.device)
+    held_out = select_pool(result.model, exp, device=grid.train.device, part=keys.TEST)
+    write_text_atomic(folder / HELD_OUT_SELECTION_FILE, held_out.to_csv())
     write_text_atomic(folder / "classifier.json", json.dumps({
         "val_accuracy": result.val_accuracy, "train_class_counts": result.class_counts.to_dict(),
-        "n_selected": int(selection["selected"].sum()), "n_pool": len(selection), "tau": grid.tau,
+        "n_selected": int(selection["selected"].sum()), "n_pool": len(selection), "tau": result.tau,
         "eips": list(exp.model_ids), "seed": seed}, indent=2))
     write_text_atomic(folder / SELECTION_FILE, selection.to_csv())
     return selection
+
+
+def held_out_selection(out: str | Path, model: str, seed: int, exp: Experiment, grid: GridConfig, *,
+                       subset: str = "all", log: Callable[[str], object] = print) -> pd.DataFrame:
+    """The LA classifier of split ``seed`` run on the split's held-out TEST configs (as
+    ``select_pool`` does on the pool): for the audit (Table 6) of datasets whose pool has no DFT
+    (the mlearn sets). Nothing is trained or chosen with it."""
+    pool_selection(out, model, seed, exp, grid, subset=subset, log=log)
+    return pd.read_csv(classifier_folder(out, model, subset, seed) / HELD_OUT_SELECTION_FILE, index_col=keys.CONFIG_ID)
 
 
 def _run_info(spec: RunSpec, grid: GridConfig) -> dict:
@@ -450,7 +463,7 @@ def run_one(spec: RunSpec, base: Experiment, grid: GridConfig, out: Path, log: C
     else:
         raise ValueError(f"unknown strategy {spec.strategy!r}; choose from {STRATEGIES}")
     if "la" in spec.strategy:
-        extra["tau"] = grid.tau
+        extra["tau"] = resolve_tau(exp, grid.tau)
     record = {
         **asdict(spec), "tag": spec.tag, "dataset": grid.dataset, **fit.test_metrics,
         "val_" + keys.MAE_CONFIG: float(fit.record["metrics"]["val_" + keys.MAE_CONFIG]),
@@ -514,12 +527,22 @@ def default_cutoff(species: Sequence[str]) -> float:
     return CUTOFF_BY_SPECIES.get(tuple(sorted(species)), DEFAULT_CUTOFF)
 
 
+def dataset_tau(configs: ConfigSet) -> float | str:
+    """The LA tau a dataset's experiments default to: the built-in dataset's own (``"auto"`` for
+    the mlearn sets), else the paper's 0.1 eV/atom."""
+    from ..data.builtin import BUILTIN
+
+    spec = BUILTIN.get(str(configs.name).split("/", 1)[0])
+    return spec.tau if spec is not None else DEFAULT_TAU
+
+
 def grid_from_profile(profile: str, configs: ConfigSet, models: Sequence[str] | None = None,
                       device: str = "auto", progress: bool = False, alphas: Sequence[float] | None = None,
-                      **model_options) -> GridConfig:
+                      tau: float | str | None = None, **model_options) -> GridConfig:
     """A GridConfig with a profile's epochs, alpha grid and models (paper: A.4 settings).
 
     ``alphas`` replaces the profile's alpha grid (say so wherever the tables are reported);
+    ``tau`` the dataset's default LA threshold (:func:`dataset_tau`; eV/atom or "auto");
     ``model_options`` override ModelConfig fields (e.g. ``width=16`` for tests).
     """
     from ..profiles import get_profile
@@ -536,6 +559,7 @@ def grid_from_profile(profile: str, configs: ConfigSet, models: Sequence[str] | 
             for m in names
         },
         alphas=tuple(float(a) for a in alphas) if alphas else prof.alphas,
+        tau=dataset_tau(configs) if tau is None else tau,
     )
 
 
