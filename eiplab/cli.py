@@ -37,7 +37,7 @@ def _cmd_grid(args) -> int:
     splits = dataset_splits(configs, seeds=seeds)
     eips = args.eips or [m.model_id for m in models_for_dataset(configs)]
     grid = grid_from_profile(args.profile, configs, models=args.models, device=args.device, progress=args.progress,
-                             alphas=args.alphas)
+                             alphas=args.alphas, tau=_tau(args.tau))
     specs = specs_for(list(grid.model_configs), seeds, args.strategies, tukey_ablation=args.ablations,
                       subsets=("best", "worst", "best+worst") if args.ablations else (), confidence=args.confidence)
     if args.plan:
@@ -50,6 +50,16 @@ def _cmd_grid(args) -> int:
     write_tables(results, args.tables)
     print(res.table3(results).to_string())
     return 0
+
+
+def _tau(text: str | None) -> float | str | None:
+    """``--tau``: a number (eV/atom), "auto", or None (the dataset's default)."""
+    if text is None or text == "auto":
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise SystemExit(f"--tau takes a number in eV/atom or 'auto', not {text!r}") from None
 
 
 def _print_plan(args, specs, grid, data) -> int:
@@ -111,6 +121,13 @@ def _cmd_tables(args) -> int:
         results = results[results["model"].isin(args.models)]
     if results.empty:
         raise SystemExit(f"no runs of {args.models} in {args.sources}")
+    if args.tau_sensitivity:  # grids that differ only in tau: one table of LA against tau
+        from .analysis.tables import save_table
+
+        table = res.tau_sensitivity(results)
+        save_table(table, args.out, "tau_sensitivity")
+        print(table.to_string())
+        return 0
     written = write_tables(results, args.out)
     if args.export_records:
         for src in args.sources:
@@ -191,6 +208,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--alphas", nargs="*", type=float,
                    help="LA alpha grid (default: the profile's); finished LA runs chosen from another grid are redone, "
                         "reusing each alpha's finished fit")
+    g.add_argument("--tau", default=None,
+                   help="LA 'none' threshold: eV/atom or 'auto' (0.75 quantile of each split's training best-EIP "
+                        "errors); default: the dataset's (0.1 for si-pyxtal, auto for the mlearn sets)")
     g.add_argument("--grid-dir", default=".cache/grid", help="where runs and checkpoints are stored")
     g.add_argument("--tables", default="results/grid", help="where the CSV/HTML tables go")
     g.add_argument("--device", default="auto")
@@ -210,6 +230,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", required=True, help="where the CSV/HTML tables go")
     t.add_argument("--models", nargs="*", help="only these networks")
     t.add_argument("--export-records", metavar="DIR", help="also copy the runs' records into DIR (for reports/)")
+    t.add_argument("--tau-sensitivity", action="store_true",
+                   help="the sources are grids that differ only in --tau: write tau_sensitivity (LA against tau) only")
     t.set_defaults(func=_cmd_tables)
 
     dg = sub.add_parser("dft-generate", help="generate configs + GPAW DFT + EIP energies for al-gpaw / agau-gpaw "

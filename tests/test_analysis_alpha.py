@@ -57,3 +57,20 @@ def test_no_alpha_grid_gives_nothing_and_a_damaged_table_names_the_run(results):
     damaged.at[1, "alpha_table"] = [dict(row, chosen=True) for row in damaged.at[1, "alpha_table"]]
     with pytest.raises(ValueError, match="schnet la seed 1: 2 alphas flagged"):
         alpha_choice(damaged)
+
+
+def test_tau_sensitivity_table_by_hand():
+    import pandas as pd
+
+    from eiplab.analysis.results import tau_sensitivity
+
+    rows = [{"model": "soapnet", "tag": "baseline", "seed": s, "test_mae_config": 1.0, "test_mae_atom": 0.1} for s in (0, 1)]
+    rows += [{"model": "soapnet", "tag": "la", "seed": s, "test_mae_config": v, "test_mae_atom": 0.1,
+              "tau_setting": setting, "tau": t, "n_aug": n}
+             for setting, vals, t, n in (("auto", (0.8, 0.9), 0.006, 100), (0.1, (1.1, 1.1), 0.1, 300))
+             for s, v in zip((0, 1), vals, strict=True)]
+    table = tau_sensitivity(pd.DataFrame(rows))
+    assert table.loc[("soapnet", "auto"), "change vs baseline %"] == -15.0
+    assert table.loc[("soapnet", "0.1"), "change vs baseline %"] == 10.0
+    assert table.loc[("soapnet", "auto"), "tau per split (eV/atom)"] == "0.006 / 0.006"
+    assert table.loc[("soapnet", "0.1"), "EIP-labelled configs (mean)"] == 300

@@ -169,3 +169,24 @@ def confidence_figure(results: pd.DataFrame) -> go.Figure:
     return px.bar(stats, x="training", y="mean", error_y="std", color="model", barmode="group",
                   category_orders={"training": order}, labels={"mean": "test config MAE (eV)", "training": ""},
                   title=f"Adding one confidence group of EIP-labelled configs<br><sup>Table 5; {spread}</sup>")
+
+
+def tau_sensitivity(results: pd.DataFrame, decimals: int = 4) -> pd.DataFrame:
+    """How LA depends on tau: per model and tau setting (a number in eV/atom, or "auto"), the LA
+    runs' test config MAE (mean (std) over splits), the change of its mean against the baseline,
+    the tau used per split (eV/atom) and the EIP-labelled configs added. ``results`` holds the
+    baseline and LA runs of grids that differ only in tau (``eiplab grid --tau``)."""
+    la = results[results["tag"] == "la"].copy()
+    if la.empty or "tau_setting" not in la:
+        raise ValueError("no LA runs with a recorded tau setting (run eiplab grid --tau ...)")
+    la["tau_setting"] = la["tau_setting"].astype(str)
+    base = results[results["tag"] == "baseline"].groupby("model")[TEST_CONFIG].mean()
+    table = mean_std_table(la, ["model", "tau_setting"], [TEST_CONFIG], decimals)
+    table.columns = ["LA config (eV)"]
+    grouped = la.groupby(["model", "tau_setting"], sort=False)
+    table["change vs baseline %"] = [
+        round(100 * (grouped[TEST_CONFIG].mean()[key] / base.get(key[0], float("nan")) - 1), 1) for key in table.index]
+    table["tau per split (eV/atom)"] = grouped["tau"].agg(lambda t: " / ".join(f"{v:.3g}" for v in t))
+    table["EIP-labelled configs (mean)"] = grouped["n_aug"].mean().round(0)
+    table.index.names = ["model", "tau"]
+    return table

@@ -463,7 +463,8 @@ def run_one(spec: RunSpec, base: Experiment, grid: GridConfig, out: Path, log: C
     else:
         raise ValueError(f"unknown strategy {spec.strategy!r}; choose from {STRATEGIES}")
     if "la" in spec.strategy:
-        extra["tau"] = resolve_tau(exp, grid.tau)
+        extra["tau"] = resolve_tau(exp, grid.tau)  # eV/atom, this split's
+        extra["tau_setting"] = grid.tau  # as asked: a number or "auto"
     record = {
         **asdict(spec), "tag": spec.tag, "dataset": grid.dataset, **fit.test_metrics,
         "val_" + keys.MAE_CONFIG: float(fit.record["metrics"]["val_" + keys.MAE_CONFIG]),
