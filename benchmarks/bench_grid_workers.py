@@ -1,5 +1,6 @@
-"""Wall time of a strategy grid: ``run_grid(workers=2)`` (2 processes, 1 torch thread each) vs the
-serial grid in one process with 2 torch threads (the baseline, same machine, same run).
+"""Wall time of a strategy grid: ``run_grid(workers=2)`` (a local Dask cluster of 2 worker
+processes, 1 torch thread each) vs the serial grid in one process with 2 torch threads (the
+baseline, same machine, same run).
 
 Grid: SchNet at the paper's width (128) and depth (5 layers) on built-in si-pyxtal configs,
 baseline + LA (2 alphas) on ``--splits`` splits, ``--epochs`` epochs each: the classifier, two LA
@@ -37,7 +38,7 @@ def main() -> None:
     from eiplab.data import load_dataset, paper_splits
     from eiplab.eips import models_for_dataset
     from eiplab.strategies import label_with_eips
-    from eiplab.strategies.grid import grid_from_profile, run_grid, specs_for
+    from eiplab.workflows import grid_from_profile, run_grid, specs_for
 
     configs = load_dataset("si-pyxtal", limit=args.limit, seed=0)
     seeds = tuple(range(args.splits))
@@ -51,7 +52,8 @@ def main() -> None:
 
     torch.set_num_threads(args.workers)
     started = time.perf_counter()
-    serial = run_grid(configs, splits, seeds, eips, specs, grid, work / "serial", n_jobs=2, **quiet)
+    serial = run_grid(configs, splits, seeds, eips, specs, grid, work / "serial", n_jobs=2, threads=args.workers,
+                      **quiet)
     t_serial = time.perf_counter() - started
 
     started = time.perf_counter()
@@ -65,7 +67,7 @@ def main() -> None:
           f"{len(configs)} configs, {args.splits} splits, {args.epochs} epochs, SchNet 128 x 5, fits per split: "
           "classifier + baseline + LA alphas 0.1, 1")
     print(f"serial, 1 process x {args.workers} torch threads: {t_serial:.1f} s")
-    print(f"run_grid(workers={args.workers}), 1 torch thread each: {t_workers:.1f} s")
+    print(f"run_grid(workers={args.workers}) on a local Dask cluster, 1 torch thread each: {t_workers:.1f} s")
     print(f"ratio serial / workers: {t_serial / t_workers:.2f}x")
     print(f"same alphas chosen: {same_alpha}; largest test MAE difference: {mae_gap:.2e} eV")
 

@@ -15,7 +15,7 @@ def _cmd_reproduce(args) -> int:
     from .reproduce import run_notebooks
 
     run_notebooks(args.dataset, args.profile, out=args.out, device=args.device, only=args.only, force=args.force,
-                  workers=args.workers)
+                  workers=args.workers, scheduler=args.scheduler)
     return 0
 
 
@@ -26,8 +26,7 @@ def _cmd_grid(args) -> int:
     from .data import dataset_splits, load_dataset
     from .eips import models_for_dataset
     from .profiles import get_profile
-    from .strategies import collect_results, grid_from_profile, run_grid, specs_for
-    from .strategies.grid import grid_data
+    from .workflows import RunStore, grid_data, grid_from_profile, run_grid, specs_for
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -41,11 +40,11 @@ def _cmd_grid(args) -> int:
     specs = specs_for(list(grid.model_configs), seeds, args.strategies, tukey_ablation=args.ablations,
                       subsets=("best", "worst", "best+worst") if args.ablations else (), confidence=args.confidence)
     if args.plan:
-        return _print_plan(args, specs, grid, grid_data(splits, seeds, eips, args.grid_dir))
+        return _print_plan(args, specs, grid, grid_data(splits, seeds, eips, RunStore(args.grid_dir)))
     print(f"[grid] {len(specs)} runs on {configs.name} ({len(configs)} configs), profile {args.profile}, runs in {args.grid_dir}")
     run_grid(configs, splits, seeds, eips, specs, grid, args.grid_dir, n_jobs=prof.n_jobs, workers=args.workers,
-             threads=args.threads or 1)
-    results = collect_results(args.grid_dir)
+             threads=args.threads or 1, scheduler=args.scheduler, progress=args.progress)
+    results = RunStore(args.grid_dir).results()
     results = results[results["model"].isin(list(grid.model_configs))]
     write_tables(results, args.tables)
     print(res.table3(results).to_string())
@@ -67,13 +66,13 @@ def _print_plan(args, specs, grid, data) -> int:
     no EIP labelling: Table 7 subsets are known once a grid call has ranked each split's EIPs)."""
     import pandas as pd
 
-    from .strategies.plan import plan_grid, plan_summary
+    from .workflows import plan_grid, plan_summary
 
     plan = plan_grid(specs, grid, args.grid_dir, data)
     shown = plan.assign(estimate_min=(plan["estimate_s"] / 60).round(1)).drop(columns=["estimate_s", "name", "needs"])
     with pd.option_context("display.max_rows", None, "display.width", 200, "display.max_colwidth", 60):
         print(shown.to_string(index=False))
-    print(plan_summary(plan, workers=args.workers))
+    print(plan_summary(plan))
     return 0
 
 
@@ -83,7 +82,7 @@ def write_tables(results: pd.DataFrame, out: str | Path | None) -> list[str]:
     from .analysis import alpha
     from .analysis import results as res
     from .analysis.tables import save_figure, save_table
-    from .strategies.grid import alphas_tried
+    from .workflows import alphas_tried
 
     runs = results.copy()
     if "alpha_table" in runs:  # the alpha grid each LA run chose from (profiles and --alphas differ)
@@ -114,7 +113,7 @@ def _cmd_tables(args) -> int:
     import pandas as pd
 
     from .analysis import results as res
-    from .strategies.records import export_records, load_records
+    from .workflows import RunStore, load_records
 
     results = pd.concat([load_records(f) for f in args.sources], ignore_index=True)
     if args.models:
@@ -131,7 +130,7 @@ def _cmd_tables(args) -> int:
     written = write_tables(results, args.out)
     if args.export_records:
         for src in args.sources:
-            export_records(src, args.export_records, args.models)
+            RunStore(src).export(args.export_records, args.models)
     print(f"[tables] {', '.join(written)} written to {args.out} from {len(results)} runs")
     print(res.table3(results).to_string())
     return 0
@@ -192,7 +191,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--only", nargs="*", help="run only notebooks whose name contains one of these")
     r.add_argument("--force", action="store_true", help="re-run notebooks that are up to date")
     r.add_argument("--workers", type=int, default=None,
-                   help="processes training fits side by side in notebooks 03 and 04 (default: the profile's n_jobs)")
+                   help="local Dask workers training fits side by side in notebooks 03 and 04 (default: the profile's "
+                        "n_jobs)")
+    r.add_argument("--scheduler", default=None, help="an existing Dask cluster for those fits (address or scheduler file)")
     r.set_defaults(func=_cmd_reproduce)
 
     g = sub.add_parser("grid", help="run the strategy grid (Tables 3/4/7) headless, resumable; write tables")
@@ -215,13 +216,17 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--tables", default="results/grid", help="where the CSV/HTML tables go")
     g.add_argument("--device", default="auto")
     g.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
-    g.add_argument("--progress", action="store_true", help="show per-epoch progress bars")
+    g.add_argument("--progress", action="store_true", help="show a progress bar of the fits")
     g.add_argument("--workers", type=int, default=1,
-                   help="worker processes training fits side by side (classifiers, alphas, splits, groups); "
-                        "each uses --threads torch threads (default 1): one worker per core on a CPU machine")
+                   help="local Dask worker processes training fits side by side (classifiers, alphas, splits, "
+                        "groups); each fit uses --threads torch threads (default 1): one worker per core on a CPU "
+                        "machine")
+    g.add_argument("--scheduler", default=None,
+                   help="an existing Dask cluster instead: its scheduler address (tcp://host:8786) or scheduler "
+                        "file; its workers must see --grid-dir (default: $EIPLAB_SCHEDULER)")
     g.add_argument("--plan", action="store_true",
                    help="train nothing: list each fit the command would train (done / resumes / to do) with a time "
-                        "estimate from the speed this grid folder recorded (and the wall time on --workers)")
+                        "estimate from the speed this grid folder recorded")
     g.set_defaults(func=_cmd_grid)
 
     t = sub.add_parser("tables", help="rebuild Tables 3/4/5/7 and the alpha sensitivity from run records "

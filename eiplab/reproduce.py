@@ -45,12 +45,14 @@ def run_notebooks(
     force: bool = False,
     kernel_name: str = "python3",
     workers: int | None = None,
+    scheduler: str | None = None,
     log: Callable[[str], object] = print,
 ) -> list[Path]:
     """Execute the notebooks headless; return the executed notebook paths.
 
-    ``workers``: processes that train fits side by side in the notebooks that take it (default:
-    the profile's ``n_jobs``, i.e. one per core on the 2-core machines the profiles target).
+    ``workers``: local Dask worker processes that train fits side by side in the notebooks that
+    take it (default: the profile's ``n_jobs``, i.e. one per core on the 2-core machines the
+    profiles target); ``scheduler``: an existing Dask cluster for them instead.
     """
     import papermill as pm
 
@@ -70,8 +72,11 @@ def run_notebooks(
             done.append(target)
             continue
         params = {"dataset": dataset, "profile": profile, "out_dir": str(out / f"{nb.stem}-{dataset}-{profile}"), "device": device}
-        if "workers" in pm.inspect_notebook(str(nb)):
+        declared = pm.inspect_notebook(str(nb))
+        if "workers" in declared:
             params["workers"] = workers
+        if scheduler is not None and "scheduler" in declared:
+            params["scheduler"] = scheduler
         log(f"[reproduce] {nb.name} -> {target} with {params}")
         t0 = time.perf_counter()
         pm.execute_notebook(str(nb), str(target), parameters=params, kernel_name=kernel_name, cwd=str(nb.parent), progress_bar=False)

@@ -13,8 +13,8 @@ import torch
 from eiplab.data import dataset_splits, load_dataset
 from eiplab.eips import models_for_dataset
 from eiplab.profiles import get_profile
-from eiplab.strategies import grid_from_profile, prepare_experiment
-from eiplab.strategies.grid import pool_selection, pretrained_backbone
+from eiplab.strategies import prepare_experiment
+from eiplab.workflows import grid_from_profile, pool_selection, pretrained_backbone
 
 
 def main() -> None:

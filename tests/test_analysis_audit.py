@@ -10,7 +10,7 @@ from eiplab.analysis import audit
 from eiplab.analysis import results as res
 from eiplab.data import ConfigSet
 from eiplab.strategies.confidence import confidence_groups
-from eiplab.strategies.grid import RunSpec, specs_for
+from eiplab.workflows import RunSpec, specs_for
 
 
 def _selection(confidence, selected, model_id=None, label=None, n_atoms=None):

@@ -16,14 +16,14 @@ from eiplab import keys
 from eiplab.data import load_dataset, paper_splits
 from eiplab.graphs import make_loader
 from eiplab.graphs.build import X
-from eiplab.models import REGISTRY, build_model
+from eiplab.models import REGISTRY, build_model, load_model
 from eiplab.strategies.classifier import train_classifier
 from eiplab.strategies.experiment import prepare_experiment
-from eiplab.strategies.grid import grid_from_profile
-from eiplab.strategies.pretrain import for_finetuning, load_pretrained, pretrain
+from eiplab.strategies.pretrain import for_finetuning, pretrain
+from eiplab.training import BEST_MODEL_FILE, fit_energy_model, model_inputs, prepare_for_fit, train
 from eiplab.training import energy as energy_module
-from eiplab.training import fit_energy_model, model_inputs, prepare_for_fit, train
 from eiplab.training.evaluate import energy_mse
+from eiplab.workflows import grid_from_profile
 
 pytest.importorskip("kimpy")
 pytestmark = pytest.mark.kim
@@ -58,7 +58,7 @@ def test_finetuning_keeps_every_fitted_quantity_of_the_backbone(name, setting, t
     exp, grid = setting
     result = pretrain(exp.parts[keys.POOL], exp.aligned, EIPS, grid.model_configs[name], grid.train, out_dir=tmp_path)
     pretrained = {k: v.detach().cpu().clone() for k, v in result.model.representation_module.state_dict().items()}
-    tuned = for_finetuning(load_pretrained(tmp_path), seed=0)
+    tuned = for_finetuning(load_model(tmp_path / BEST_MODEL_FILE), seed=0)
     seen = {}
 
     def first_step(model, *args, **kwargs):

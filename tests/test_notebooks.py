@@ -40,7 +40,7 @@ def test_notebook_runs_headless(nb, tmp_path, monkeypatch):
 def test_table5_notebook_runs_a_chosen_split_and_alpha_grid(tmp_path, monkeypatch):
     """`confidence_seeds` and `alphas` restrict notebook 04's Table 5 retraining (e.g. one split
     at the paper profile); the audit still covers every split, and one-split rows say n=1. The
-    fits run on 2 worker processes spawned from the kernel (``workers``)."""
+    fits run on a local Dask cluster of 2 worker processes started from the kernel (``workers``)."""
     import pandas as pd
     import papermill as pm
 
@@ -50,7 +50,7 @@ def test_table5_notebook_runs_a_chosen_split_and_alpha_grid(tmp_path, monkeypatc
     pm.execute_notebook(str(nb), str(tmp_path / "04.ipynb"), cwd=str(nb.parent), progress_bar=False,
                         parameters={"profile": "quick", "model": "schnet", "out_dir": str(out),
                                     "confidence_seeds": [1], "alphas": [0.5], "workers": 2})
-    assert "on 2 worker processes" in (tmp_path / "04.ipynb").read_text()
+    assert "on 2 local Dask worker(s)" in (tmp_path / "04.ipynb").read_text()
     runs = pd.read_csv(out / "confidence_group_runs.csv")
     assert set(runs["seed"]) == {1} and set(runs["group"]) == {"low", "medium", "high"}
     assert set(runs["alpha"]) == {0.5}

@@ -14,13 +14,21 @@ from tiny_si import FAST_SI_EIPS, TINY_NET
 
 from eiplab import keys
 from eiplab.data import load_dataset, paper_splits
-from eiplab.strategies import augment
+from eiplab.models import load_model
 from eiplab.strategies.classifier import select_pool, train_classifier
 from eiplab.strategies.confidence import confidence_groups
 from eiplab.strategies.experiment import prepare_experiment
-from eiplab.strategies.grid import grid_from_profile, run_grid, specs_for
-from eiplab.strategies.pretrain import fit_scaler, for_finetuning, load_pretrained, pretrain
-from eiplab.strategies.records import collect_results
+from eiplab.strategies.pretrain import fit_scaler, for_finetuning, pretrain
+from eiplab.training import BEST_MODEL_FILE
+from eiplab.workflows import (
+    RunStore,
+    grid_data,
+    grid_from_profile,
+    grid_jobs,
+    needed,
+    run_grid,
+    specs_for,
+)
 
 pytest.importorskip("kimpy")
 pytestmark = pytest.mark.kim
@@ -63,7 +71,7 @@ def test_finetuning_starts_from_pretrained_backbone(setting, tmp_path):
     _, _, exp, grid = setting
     result = pretrain(exp.parts[keys.POOL], exp.aligned, EIPS, grid.model_configs["schnet"], grid.train, out_dir=tmp_path)
     assert result.model.n_out == len(EIPS)
-    reloaded = load_pretrained(tmp_path)
+    reloaded = load_model(tmp_path / BEST_MODEL_FILE)
     tuned = for_finetuning(reloaded)
     assert tuned.n_out == 1
     pre = result.model.representation_module.state_dict()
@@ -86,25 +94,16 @@ def test_pretraining_targets_ignore_alignment_and_mask_invalid(setting):
     assert not mask[0, 1] and mask[0, 0] and m1.all()
 
 
-def test_alpha_is_chosen_on_validation_only(setting, monkeypatch):
-    _, _, exp, _ = setting
-    val = {0.1: 0.5, 1.0: 0.2, 10.0: 0.9}
-    test = {0.1: 0.1, 1.0: 0.8, 10.0: 0.05}  # the test set would prefer another alpha
+def test_alpha_is_chosen_on_validation_only():
+    from eiplab.strategies import alpha_table
 
-    class Fake:
-        def __init__(self, alpha):
-            self.record = {"metrics": {"val_" + keys.MAE_CONFIG: val[alpha]}, "wall_time_s": 3 * alpha}
-            self.test_metrics = {"test_" + keys.MAE_CONFIG: test[alpha]}
-
-    def fake_fit(exp, selection, model, settings, *, alpha, **kw):
-        return Fake(alpha), {"alpha": alpha, "effective_weight": alpha * 2, "n_dft": 1, "n_aug": 1, "tukey": True}
-
-    monkeypatch.setattr(augment, "fit_augmented", fake_fit)
-    best, table = augment.select_alpha(exp, None, lambda: None, None, alphas=(0.1, 1.0, 10.0))
-    assert best.record["metrics"]["val_" + keys.MAE_CONFIG] == 0.2
+    rows = [{"alpha": a, "val_" + keys.MAE_CONFIG: v, "test_" + keys.MAE_CONFIG: t, "wall_time_s": 3 * a}
+            for a, v, t in ((0.1, 0.5, 0.1), (1.0, 0.2, 0.8), (10.0, 0.9, 0.05))]  # test would prefer 10
+    table = alpha_table(rows)
     assert table.loc[1.0, "chosen"] and table["chosen"].sum() == 1
-    assert table.loc[1.0, "effective_weight"] == 2.0
     assert table.loc[10.0, "wall_time_s"] == 30.0  # each alpha fit's own training time
+    with pytest.raises(ValueError, match="no alpha fits"):
+        alpha_table([])
 
 
 def test_grid_runs_all_strategies_and_resumes(setting, tmp_path):
@@ -124,14 +123,14 @@ def test_grid_runs_all_strategies_and_resumes(setting, tmp_path):
     pd.testing.assert_frame_equal(first, again)  # wall times too: a reused fit keeps its recorded cost
     alpha_walls = [json.loads(p.read_text())["wall_time_s"] for p in tmp_path.glob("runs/schnet/la/seed0/alpha_*/run.json")]
     assert len(alpha_walls) == len(grid.alphas) and la["wall_time_s"] == pytest.approx(sum(alpha_walls))
-    assert len(collect_results(tmp_path)) == len(specs)
+    assert len(RunStore(tmp_path).results()) == len(specs)
     selection = json.loads((tmp_path / "la/schnet/all/seed0/classifier.json").read_text())
     assert selection["n_pool"] == (splits[0] == keys.POOL).sum()
     # exported records (as committed under reports/) rebuild the same tables
     from eiplab.analysis import results as res
-    from eiplab.strategies.records import export_records, load_records
+    from eiplab.workflows import load_records
 
-    written = export_records(tmp_path, tmp_path / "records")
+    written = RunStore(tmp_path).export(tmp_path / "records")
     assert (tmp_path / "records" / "schnet-la-seed0.run.json").exists()  # the chosen alpha's training record
     assert (tmp_path / "records" / "classifier-schnet-all-seed0.json") in written
     pd.testing.assert_frame_equal(res.table3(load_records(tmp_path / "records")), res.table3(first))
@@ -174,7 +173,7 @@ def test_confidence_group_runs_reuse_classifier_and_alpha(setting, tmp_path):
 
 
 def test_a_new_alpha_grid_redoes_the_choice_but_not_the_finished_fits(setting, tmp_path):
-    from eiplab.strategies.grid import alphas_tried
+    from eiplab.workflows import alphas_tried
 
     configs, splits, _, grid = setting
     specs = specs_for(["schnet"], (0,), ["la"], confidence=True)
@@ -182,10 +181,9 @@ def test_a_new_alpha_grid_redoes_the_choice_but_not_the_finished_fits(setting, t
     run_grid(configs, splits, (0,), EIPS, specs, replace(grid, alphas=(1.0,)), tmp_path, **quiet)
     fit_1 = tmp_path / "runs/schnet/la/seed0/alpha_1/checkpoint_last.pt"
     stamp = fit_1.stat().st_mtime_ns
-    from eiplab.strategies.grid import grid_data
-    from eiplab.strategies.plan import plan_grid, plan_summary
+    from eiplab.workflows import plan_grid, plan_summary
 
-    data = grid_data(splits, (0,), EIPS, tmp_path)
+    data = grid_data(splits, (0,), EIPS, RunStore(tmp_path))
     plan = plan_grid(specs, replace(grid, alphas=(1.0, 0.25)), tmp_path, data).set_index(["run", "fit"])
     assert plan.loc[("la", "alpha 1"), "status"] == "done" and plan.loc[("la", "alpha 0.25"), "status"] == "to do"
     assert plan.loc[("la", "alpha 0.25"), "estimate_s"] > 0  # timed by alpha 1's finished fit
@@ -203,7 +201,7 @@ def test_a_new_alpha_grid_redoes_the_choice_but_not_the_finished_fits(setting, t
         assert wider.loc[f"la{{{g}}}", "alpha"] == chosen
     from eiplab.cli import write_tables
 
-    assert write_tables(collect_results(tmp_path), tmp_path / "tables") == ["runs", "table3", "table5", "alpha_sensitivity",
+    assert write_tables(RunStore(tmp_path).results(), tmp_path / "tables") == ["runs", "table3", "table5", "alpha_sensitivity",
                                                                            "alpha_choice"]
     assert "<table" in (tmp_path / "tables/alpha_sensitivity.html").read_text()  # not overwritten by the figure
     assert (tmp_path / "tables/alpha_curves.html").exists()
@@ -224,40 +222,34 @@ def test_a_new_alpha_grid_redoes_the_choice_but_not_the_finished_fits(setting, t
 
 
 def test_parallel_grid_gives_the_serial_records(setting, tmp_path):
-    """Workers train the fits side by side (alphas, groups after their LA choice) and the table
-    rows equal the serial grid's; a second call finds nothing to do."""
-    from eiplab.strategies.grid import grid_data
-    from eiplab.strategies.parallel import grid_tasks
-
+    """Two local Dask workers train the jobs side by side (alphas, groups after their LA choice)
+    and the table rows equal the serial grid's; a second call finds nothing to do."""
     configs, splits, _, grid = setting
     grid = replace(grid, alphas=(0.5, 2.0))
     specs = specs_for(["schnet"], (0,), confidence=True)
-    data = grid_data(splits, (0,), EIPS, tmp_path / "parallel")
-    tasks = grid_tasks(specs, grid, tmp_path / "parallel", data)
-    assert tasks["schnet la{low} seed 0"].needs == ("schnet la seed 0",)
-    assert set(tasks["schnet la seed 0"].needs) == {"schnet la seed 0 alpha 0.5", "schnet la seed 0 alpha 2"}
-    classifier, backbone = tasks["schnet mp+la seed 0 alpha 2"].needs
+    store = RunStore(tmp_path / "parallel")
+    data = grid_data(splits, (0,), EIPS, store)
+    jobs = needed(grid_jobs(specs, grid, store, data))
+    assert jobs["schnet la{low} seed 0"].needs == ("schnet la seed 0",)
+    assert set(jobs["schnet la seed 0"].needs) == {"schnet la seed 0 alpha 0.5", "schnet la seed 0 alpha 2"}
+    classifier, backbone = jobs["schnet mp+la seed 0 alpha 2"].needs
     assert classifier == "schnet classifier[all] seed 0" and backbone.startswith("schnet pretrain eips-")
     serial = run_grid(configs, splits, (0,), EIPS, specs, grid, tmp_path / "serial", log=lambda *_: None)
     messages = []
-    parallel = run_grid(configs, splits, (0,), EIPS, specs, grid, tmp_path / "parallel", workers=2,
-                        log=messages.append)
-    assert f"{len(tasks)} fits to do on 2 worker" in messages[0]
-    # "nothing left" / "no fit surely left": a fit finished on disk before its worker's result was
-    # collected already counts as done
-    left = [int(m.split()[2]) if m.split()[2].isdigit() else 0 for m in messages if m.startswith("[grid] left: ")]
-    assert len(left) == len(tasks) - 1  # after every finished fit but the last
-    assert left == sorted(left, reverse=True) and left[0] < len(tasks)  # fits left (LA choices train nothing)
+    parallel = run_grid(configs, splits, (0,), EIPS, specs, grid, store.root, workers=2, log=messages.append)
+    assert messages[0] == f"[grid] {len(jobs)} fit(s) to do on 2 local Dask worker(s)"
+    done = [m for m in messages if m.startswith("[grid] done (")]
+    assert len(done) == len(jobs) and done[-1].startswith(f"[grid] done ({len(jobs)}/{len(jobs)})")
     assert list(parallel["tag"]) == list(serial["tag"])
     for column in ("alpha", "n_aug", "test_" + keys.MAE_CONFIG, "val_" + keys.MAE_CONFIG):
         assert parallel[column].tolist() == pytest.approx(serial[column].tolist(), rel=1e-4, nan_ok=True)
-    assert grid_tasks(specs, grid, tmp_path / "parallel", data) == {}
-    wider = grid_tasks(specs, replace(grid, alphas=(0.5, 2.0, 1.0)), tmp_path / "parallel", data)
+    assert needed(grid_jobs(specs, grid, store, data)) == {}
+    wider = needed(grid_jobs(specs, replace(grid, alphas=(0.5, 2.0, 1.0)), store, data))
     assert "schnet la seed 0 alpha 1" in wider and "schnet la seed 0 alpha 0.5" not in wider  # finished fits kept
     assert wider["schnet la{high} seed 0"].needs == ("schnet la seed 0",)  # groups wait for the new choice
     assert "schnet baseline seed 0" not in wider
     before = len(messages)
-    run_grid(configs, splits, (0,), EIPS, specs, grid, tmp_path / "parallel", workers=2, log=messages.append)
+    run_grid(configs, splits, (0,), EIPS, specs, grid, store.root, workers=2, log=messages.append)
     assert messages[before:] == []  # nothing trained, no worker started
 
 
@@ -265,8 +257,8 @@ def test_mp_backbones_are_keyed_by_the_eips_they_were_pretrained_on(setting, tmp
     """Table 7's subsets are ranked on each split's training data: a backbone pretrained on other
     EIPs is never reused; the same pool and EIPs reuse the stored one."""
     from eiplab.provenance import read_made_with
-    from eiplab.strategies.grid import pretrained_backbone
     from eiplab.strategies.subsets import restrict
+    from eiplab.workflows import pretrained_backbone
 
     _, _, exp, grid = setting
     quiet = {"log": lambda *_: None}
@@ -275,16 +267,16 @@ def test_mp_backbones_are_keyed_by_the_eips_they_were_pretrained_on(setting, tmp
     folders = sorted((tmp_path / "pretrain/schnet").iterdir())
     assert len(folders) == 2 and first.n_out == second.n_out == 1
     assert sorted(read_made_with(f)["eips"][0] for f in folders) == sorted(EIPS)
-    stamps = [(f / "pretrained.pt").stat().st_mtime_ns for f in folders]
+    stamps = [(f / BEST_MODEL_FILE).stat().st_mtime_ns for f in folders]
     pretrained_backbone(tmp_path, "schnet", restrict(exp, [EIPS[1]]), grid, **quiet)  # same EIPs: reused
-    assert [(f / "pretrained.pt").stat().st_mtime_ns for f in folders] == stamps
+    assert [(f / BEST_MODEL_FILE).stat().st_mtime_ns for f in folders] == stamps
 
 
 def test_a_stored_selection_is_redone_when_tau_changes(setting, tmp_path):
     """The LA selection records how it was made; another tau retrains the classifier (and the LA
     run built on it is redone), the same tau reuses it untouched."""
     from eiplab.provenance import read_made_with
-    from eiplab.strategies.grid import pool_selection
+    from eiplab.workflows import pool_selection
 
     configs, splits, exp, grid = setting
     messages = []

@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     import plotly.graph_objects as go
 
     from ..strategies.experiment import Experiment
-    from ..strategies.grid import GridConfig
+    from ..workflows import GridConfig
 
 RANDOM_INIT = "random init"
 MP_PRETRAINED = "MP-pretrained"
@@ -220,9 +220,9 @@ def networks_to_compare(
     The backbone is loaded from ``grid_dir/pretrain/<model>/`` or pretrained there first; the
     random network shares its fitted input scaling (only the learned weights differ).
     """
-    from ..strategies.grid import pretrained_backbone
+    from ..workflows import pretrained_backbone, store_of
 
-    pretrained = pretrained_backbone(grid_dir, model, exp, grid, log=log)
+    pretrained = pretrained_backbone(store_of(grid_dir), model, exp, grid, log=log)
     return {RANDOM_INIT: random_network(pretrained.config, seed, like=pretrained), MP_PRETRAINED: pretrained}
 
 

@@ -121,31 +121,17 @@ def learning_curve_figure(history: list[dict], title: str = "learning curve") ->
 
 
 def load_history(grid_dir: str | Path, model: str, tag: str, seed: int) -> list[dict]:
-    """Per-epoch history of a finished run (for LA runs: the chosen alpha's run)."""
-    import json
+    """Per-epoch history of a finished run (for LA runs: the chosen alpha's fit)."""
+    from ..workflows.store import store_of
 
-    from ..strategies.grid import fit_folder
-
-    folder = Path(grid_dir) / "runs" / model / tag / f"seed{seed}"
-    result = folder / "result.json"
-    if result.exists():
-        folder = fit_folder(folder, json.loads(result.read_text()))
-    record = folder / "run.json"
-    if not record.exists():
-        raise FileNotFoundError(f"no run record {record}: has {model} {tag} seed {seed} run?")
-    return json.loads(record.read_text())["history"]
+    return store_of(grid_dir).history(model, tag, seed)
 
 
 def classifier_summary(grid_dir: str | Path) -> pd.DataFrame:
-    """LA classifiers: validation accuracy, selected / pool configs per model, subset and split."""
-    import json
+    """LA classifiers: validation accuracy, selected / pool configs and tau per model, subset and split."""
+    from ..workflows.store import store_of
 
-    rows = []
-    for f in sorted(Path(grid_dir).glob("la/*/*/seed*/classifier.json")):
-        d = json.loads(f.read_text())
-        rows.append({"model": f.parts[-4], "subset": f.parts[-3], "seed": int(f.parts[-2][4:]),
-                     "val_accuracy": d["val_accuracy"], "n_selected": d["n_selected"], "n_pool": d["n_pool"]})
-    return pd.DataFrame(rows)
+    return store_of(grid_dir).classifiers()
 
 
 def confidence_runs(results: pd.DataFrame) -> pd.DataFrame:

@@ -1,4 +1,4 @@
-"""Label configurations with DFT: resumable, two worker processes, one thread each.
+"""Label configurations with DFT: resumable, on the engine (Dask workers, one thread each).
 
 Every finished config is appended to a :class:`DFTStore` at once, so a run stopped by Ctrl-C
 or a kill loses at most the configs in progress; the next run computes only what the store
@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import multiprocessing
 import os
 import time
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import ase
@@ -26,6 +24,7 @@ from tqdm.auto import tqdm
 
 from .. import keys
 from ..data.hashing import config_hash
+from ..engine import Job, run_jobs
 from .gpaw_calc import check_periodic, gpaw_version, make_calculator
 from .settings import DFTSettings
 from .store import DFTRecord, DFTStore
@@ -35,7 +34,6 @@ log = logging.getLogger(__name__)
 #: ``factory(atoms, settings) -> ASE calculator``; must be picklable (a module-level function).
 CalculatorFactory = Callable[[Atoms, DFTSettings], Calculator]
 
-_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 def _code_versions(calc: Any) -> dict[str, str]:
@@ -102,29 +100,9 @@ def compute_one(
     )
 
 
-def _worker_init() -> None:
-    """Pin BLAS/OpenMP to one thread in each worker (two workers use the two cores)."""
-    for var in _THREAD_VARS:
-        os.environ[var] = "1"
-    with contextlib.suppress(ImportError):
-        from threadpoolctl import threadpool_limits
-
-        threadpool_limits(1)
-
-
-@contextlib.contextmanager
-def _single_threaded_env() -> Iterator[None]:
-    """Set the thread variables while worker processes start (spawned children inherit them)."""
-    old = {v: os.environ.get(v) for v in _THREAD_VARS}
-    os.environ.update({v: "1" for v in _THREAD_VARS})
-    try:
-        yield
-    finally:
-        for v, val in old.items():
-            if val is None:
-                os.environ.pop(v, None)
-            else:
-                os.environ[v] = val
+def _plain(atoms: Atoms) -> Atoms:
+    """Numbers, positions, cell and pbc only: what a worker needs (cheap to send)."""
+    return Atoms(atoms.numbers, atoms.positions, cell=atoms.cell, pbc=atoms.pbc)
 
 
 def _apply(atoms: Atoms, rec: DFTRecord) -> None:
@@ -147,6 +125,8 @@ def label_dft(
     calculator_factory: CalculatorFactory = make_calculator,
     retry_failed: bool = False,
     desc: str = "DFT",
+    scheduler: str | None = None,
+    client: object = None,
 ) -> pd.DataFrame:
     """DFT energies (eV) and forces for every config, stored as they finish, resumable.
 
@@ -154,13 +134,15 @@ def label_dft(
         configs: 3D-periodic configurations with unique ``info[keys.CONFIG_ID]``.
         settings: DFT settings (recorded with every energy), or one per config.
         store: the JSON-lines store file (or a :class:`DFTStore`).
-        n_workers: worker processes (spawned, one BLAS/OpenMP thread each); 1 = in this
-            process.
+        n_workers: local Dask worker processes (one BLAS/OpenMP thread each: Dask's nanny sets
+            OMP/MKL/OPENBLAS_NUM_THREADS=1 before starting them); 1 = in this process.
         progress: show a tqdm progress bar.
         calculator_factory: ``factory(atoms, settings) -> calculator`` (a picklable module-level
             function; tests inject a cheap one such as ASE's EMT).
         retry_failed: compute configs whose stored record is a failure again.
         desc: progress-bar label.
+        scheduler, client: an existing Dask cluster (address or scheduler file) or client instead
+            of local workers (see :mod:`eiplab.engine`); its workers need GPAW too.
 
     Returns:
         DataFrame indexed by config id: ``energy`` and ``free_energy`` (eV, NaN = failed),
@@ -214,12 +196,11 @@ def label_dft(
             log.warning("DFT failed for %s: %s", rec.config_id, rec.reason)
             bar.set_postfix(failed=sum(not r.ok for r in results.values()))
 
+    jobs = [Job(ids[k], compute_one, (ids[k], _plain(configs[k]), per_config[k], calculator_factory)) for k in todo]
     try:
-        if n_workers <= 1 or len(todo) <= 1:
-            for k in todo:
-                finish(compute_one(ids[k], configs[k], per_config[k], calculator_factory))
-        else:
-            _run_pool(todo, ids, configs, per_config, calculator_factory, n_workers, finish)
+        if jobs:
+            run_jobs(jobs, lambda job, rec: finish(rec), workers=min(n_workers, len(jobs)), scheduler=scheduler,
+                     client=client, progress=False)
     finally:
         bar.close()
 
@@ -242,42 +223,3 @@ def label_dft(
     df.index.name = keys.CONFIG_ID
     df.attrs["failures"] = {cid: r.reason for cid, r in results.items() if not r.ok}
     return df
-
-
-def _run_pool(
-    todo: list[int],
-    ids: list[str],
-    configs: Sequence[Atoms],
-    settings: list[DFTSettings],
-    factory: CalculatorFactory,
-    n_workers: int,
-    finish: Callable[[DFTRecord], None],
-) -> None:
-    """Keep ``2 * n_workers`` configs in flight; store each as it finishes."""
-    ctx = multiprocessing.get_context("spawn")  # fresh interpreters: thread settings apply
-    with _single_threaded_env():  # workers start on demand, during the submissions
-        _drain(todo, ids, configs, settings, factory, n_workers, finish, ctx)
-
-
-def _drain(todo: list[int], ids: list[str], configs: Sequence[Atoms], settings: list[DFTSettings],
-           factory: CalculatorFactory, n_workers: int, finish: Callable[[DFTRecord], None], ctx: Any) -> None:
-    """Submit ``todo`` to a process pool, ``2 * n_workers`` at a time, and ``finish`` each result."""
-    queue = list(reversed(todo))
-    pool = ProcessPoolExecutor(max_workers=n_workers, mp_context=ctx, initializer=_worker_init)
-    pending: set[Future] = set()
-    try:
-        while queue or pending:
-            while queue and len(pending) < 2 * n_workers:
-                k = queue.pop()
-                a = configs[k]
-                plain = Atoms(a.numbers, a.positions, cell=a.cell, pbc=a.pbc)
-                pending.add(pool.submit(compute_one, ids[k], plain, settings[k], factory))
-            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-            for fut in finished:
-                finish(fut.result())
-    except BaseException:
-        for fut in pending:
-            fut.cancel()
-        pool.shutdown(wait=False, cancel_futures=True)
-        raise
-    pool.shutdown(wait=True)

@@ -1,11 +1,10 @@
-"""Label a dataset with EIP energies: cached, resumable, parallel over processes."""
+"""Label a dataset with EIP energies: cached, resumable, parallel on the engine (Dask)."""
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,6 +14,7 @@ from ase.data import chemical_symbols
 from tqdm.auto import tqdm
 
 from .. import keys
+from ..engine import Job, run_jobs
 from .cache import LabelCache, config_hash
 from .configs import ConfigArrays
 from .errors import SpeciesNotSupportedError
@@ -131,6 +131,8 @@ def label_dataset(
     n_jobs: int = 1,
     progress: bool = True,
     chunk_size: int = CHUNK_SIZE,
+    scheduler: str | None = None,
+    client: object = None,
 ) -> pd.DataFrame:
     """Total energies (eV) of every config under every EIP, cached on disk and resumable.
 
@@ -145,9 +147,11 @@ def label_dataset(
             registered non-KIM EIP ids. Columns use the resolved ids.
         cache_dir: cache folder (created); default: ``<eiplab cache>/eip`` (``EIPLAB_CACHE``
             or ``~/.cache/eiplab``).
-        n_jobs: worker processes (each creates each model once); 1 = in this process.
-        progress: show a tqdm progress bar.
-        chunk_size: configs per cache chunk.
+        n_jobs: local Dask worker processes (each creates each model once); 1 = in this process.
+        progress: show a tqdm progress bar (configs labelled / left).
+        chunk_size: configs per cache chunk (one engine job each).
+        scheduler, client: an existing Dask cluster (address or scheduler file) or client instead
+            of local workers (see :mod:`eiplab.engine`).
 
     Returns:
         DataFrame indexed by config id (``keys.CONFIG_ID``), one float column per model, eV.
@@ -200,11 +204,12 @@ def label_dataset(
             n_evaluated[spec.model_id] += len(rows)
             bar.update(len(rows))
 
-        if n_jobs <= 1 or len(tasks) <= 1:
-            for spec, items in tasks:
-                finish(spec, _label_chunk(spec, items))
-        else:
-            _run_pool(tasks, min(n_jobs, len(tasks)), finish)
+        if tasks:
+            jobs = [Job(f"{spec.model_id} chunk {k}", _label_packed, (spec, _Packed.of(items)))
+                    for k, (spec, items) in enumerate(tasks)]
+            spec_of = {job.name: spec for job, (spec, _) in zip(jobs, tasks, strict=True)}
+            run_jobs(jobs, lambda job, rows: finish(spec_of[job.name], rows), workers=min(n_jobs, len(tasks)),
+                     scheduler=scheduler, client=client, in_flight=None, progress=False)
 
     table = pd.DataFrame(
         {m: [cached[m][h][0] for h in hashes] for m in resolved},
@@ -228,38 +233,6 @@ def label_dataset(
     table.attrs["failures"] = failures
     table.attrs["n_evaluated"] = n_evaluated
     return table
-
-
-def _run_pool(
-    tasks: list[tuple[EIPSpec, list[tuple[str, Atoms]]]],
-    n_jobs: int,
-    finish: Callable[[EIPSpec, list[tuple[str, float, str | None]]], None],
-) -> None:
-    """Run chunks in worker processes; write each as it finishes. On any exception (Ctrl-C
-    included) pending chunks are cancelled and finished ones stay cached."""
-    if any(spec.is_kim for spec, _ in tasks):
-        from .neighbours import _vesin
-
-        _vesin(1.0)  # import vesin (and torch, if present) once, before forking workers
-    pool = ProcessPoolExecutor(max_workers=n_jobs)
-    pending: dict[Future, EIPSpec] = {}
-    try:
-        # Keep a few chunks per worker in flight, so an interrupt wastes little.
-        queue = iter(tasks)
-        for spec, items in queue:
-            pending[pool.submit(_label_packed, spec, _Packed.of(items))] = spec
-            if len(pending) >= 2 * n_jobs:
-                break
-        while pending:
-            done, _ = wait(pending, return_when=FIRST_COMPLETED)
-            for fut in done:
-                spec = pending.pop(fut)
-                finish(spec, fut.result())
-                nxt = next(queue, None)
-                if nxt is not None:
-                    pending[pool.submit(_label_packed, nxt[0], _Packed.of(nxt[1]))] = nxt[0]
-    finally:
-        pool.shutdown(wait=not pending, cancel_futures=True)
 
 
 def failures_table(table: pd.DataFrame) -> pd.DataFrame:

@@ -1,27 +1,19 @@
-"""Strategies: label augmentation (classifier, selection, Tukey loss), multi-task pretraining,
-MP+LA, and the experiment grid that runs them against the baseline."""
+"""Strategies, the method only: label augmentation (classifier, selection, Tukey loss, LA
+training), multi-task pretraining, MP+LA, confidence groups and EIP subsets -- functions of data
+and settings, with no folders and no processes (orchestration is in :mod:`eiplab.workflows`)."""
 
-from .augment import ALPHA_GRID, AugmentedLoss, fit_augmented, select_alpha
-from .classifier import class_names, select_pool, train_classifier
+from .augment import ALPHA_GRID, AugmentedLoss, alpha_table, fit_augmented
+from .classifier import class_names, resolve_tau, select_pool, train_classifier
+from .confidence import CONFIDENCE_GROUPS, confidence_groups
 from .experiment import Experiment, label_with_eips, prepare_experiment
-from .grid import (
-    STRATEGIES,
-    GridConfig,
-    RunSpec,
-    grid_from_profile,
-    run_grid,
-    specs_for,
-)
-from .labels import best_eip_labels
-from .pretrain import for_finetuning, load_pretrained, masked_mse, pretrain
-from .records import collect_results, export_records, load_records
+from .labels import auto_tau, best_eip_labels
+from .pretrain import for_finetuning, masked_mse, pretrain
 from .subsets import SUBSETS, eip_subset, rank_eips
 from .tukey import TUKEY_C, robust_scale, tukey_biweight
 
 __all__ = [
-    "ALPHA_GRID", "STRATEGIES", "SUBSETS", "TUKEY_C", "AugmentedLoss", "Experiment", "GridConfig",
-    "RunSpec", "best_eip_labels", "class_names", "collect_results", "eip_subset", "export_records",
-    "fit_augmented", "for_finetuning", "grid_from_profile", "label_with_eips", "load_pretrained",
-    "load_records", "masked_mse", "prepare_experiment", "pretrain", "rank_eips", "robust_scale",
-    "run_grid", "select_alpha", "select_pool", "specs_for", "train_classifier", "tukey_biweight",
+    "ALPHA_GRID", "CONFIDENCE_GROUPS", "SUBSETS", "TUKEY_C", "AugmentedLoss", "Experiment", "alpha_table", "auto_tau",
+    "best_eip_labels", "class_names", "confidence_groups", "eip_subset", "fit_augmented", "for_finetuning",
+    "label_with_eips", "masked_mse", "prepare_experiment", "pretrain", "rank_eips", "resolve_tau", "robust_scale",
+    "select_pool", "tukey_biweight", "train_classifier",
 ]

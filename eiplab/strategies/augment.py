@@ -8,18 +8,17 @@ the batch. ``tukey=False`` replaces the Tukey term by a plain MSE on the EIP lab
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
 import pandas as pd
 import torch
 
 from .. import keys
 from ..graphs.build import N_ATOMS, Y
-from ..training import RUN_WALL_TIME, FitResult, TrainSettings, fit_energy_model, model_inputs
+from ..training import FitResult, TrainSettings, fit_energy_model, model_inputs
 from .experiment import Experiment
 from .tukey import TUKEY_C, tukey_biweight
 
@@ -114,37 +113,12 @@ def fit_augmented(
     return fit, info
 
 
-def alpha_folder(folder: str | Path, alpha: float) -> Path:
-    """The fit of one alpha inside an LA / MP+LA / confidence-group run folder."""
-    return Path(folder) / f"alpha_{alpha:g}"
-
-
-def select_alpha(
-    exp: Experiment,
-    selection: pd.DataFrame,
-    model_factory: Callable[[], EnergyModel],
-    settings: TrainSettings,
-    *,
-    alphas: Sequence[float] = ALPHA_GRID,
-    tukey: bool = True,
-    out_dir: str | Path | None = None,
-    run_info: dict | None = None,
-) -> tuple[FitResult, pd.DataFrame]:
-    """Fit one model per alpha; keep the one with the best VALIDATION config-level MAE.
-
-    ``model_factory()`` returns a fresh ModelConfig or pretrained model for each alpha. Test
-    metrics are recorded for every alpha but never used for the choice. The table's
-    ``wall_time_s`` is each alpha fit's training time in seconds, summed over resumed sessions.
-    """
-    rows, best, best_val = [], None, np.inf
-    for alpha in alphas:
-        sub = alpha_folder(out_dir, alpha) if out_dir is not None else None
-        fit, info = fit_augmented(exp, selection, model_factory(), settings, alpha=alpha, tukey=tukey, out_dir=sub, run_info=run_info)
-        val = float(fit.record["metrics"]["val_" + keys.MAE_CONFIG])
-        rows.append({**info, "val_" + keys.MAE_CONFIG: val, **fit.test_metrics,
-                     RUN_WALL_TIME: float(fit.record[RUN_WALL_TIME])})
-        if val < best_val:
-            best, best_val = fit, val
-    table = pd.DataFrame(rows).set_index("alpha")
+def alpha_table(rows: Sequence[dict]) -> pd.DataFrame:
+    """One row per alpha's fit (``alpha``, ``val_mae_config`` in eV, test metrics, ...), indexed by
+    alpha, with ``chosen`` True for the alpha of the best VALIDATION config-level MAE (the first
+    such on ties). Test metrics are kept but never used for the choice."""
+    if not rows:
+        raise ValueError("no alpha fits to choose from")
+    table = pd.DataFrame(list(rows)).set_index("alpha")
     table["chosen"] = table.index == table["val_" + keys.MAE_CONFIG].idxmin()
-    return best, table
+    return table

@@ -67,12 +67,22 @@ def prepare_experiment(
     n_jobs: int = 1,
     cache: str | Path | None = None,
     progress: bool = True,
+    energies: pd.DataFrame | None = None,
 ) -> Experiment:
-    """Label (cached), cut by ``split`` and align on TRAIN configs."""
-    table = label_with_eips(configs, model_ids, n_jobs=n_jobs, cache=cache, progress=progress)
-    ids = list(table.columns)
+    """Label (cached), cut by ``split`` and align on TRAIN configs.
+
+    ``energies``: the EIP energies of every config (eV, index config_id, one column per EIP) when
+    already computed (e.g. sent to a cluster's workers, which may not share the label cache);
+    otherwise they are labelled (cached) here.
+    """
+    if energies is None:
+        table = label_with_eips(configs, model_ids, n_jobs=n_jobs, cache=cache, progress=progress)
+        ids = list(table.columns)
+        raw = eip_energies(configs, ids)
+    else:
+        ids = list(energies.columns)
+        raw = energies.loc[configs.ids, ids]
     parts = split_configs(configs, split)
-    raw = eip_energies(configs, ids)
     aligner = SpeciesAligner(method=align).fit(parts[keys.TRAIN], energies_eip=raw.loc[parts[keys.TRAIN].ids])
     aligned = aligner.transform(configs, raw)
     return Experiment(configs, split, parts, ids, aligned, aligner, align)

@@ -23,7 +23,7 @@ from ..data import ConfigSet
 from ..eips import species_counts
 from ..graphs import make_loader
 from ..graphs.build import Y
-from ..models import EnergyModel, ModelConfig, build_model, load_model, replace_head, save_model
+from ..models import EnergyModel, ModelConfig, build_model, replace_head
 from ..training import (
     MetricsFn,
     TrainSettings,
@@ -35,7 +35,6 @@ from ..training import (
 
 MASK = "target_mask"  # bool [1, K] per graph: which EIP targets are valid
 MAX_ABS_PER_ATOM = 200.0  # eV/atom; larger |E_k/N| is treated as a failed evaluation
-PRETRAINED_FILE = "pretrained.pt"
 
 
 @dataclass
@@ -158,7 +157,7 @@ def pretrain(
     """Pretrain a K-output network on the pool's EIP energies (no DFT).
 
     A random ``val_fraction`` of the pool (seeded) selects the checkpoint (validation EIP MAE).
-    Saved as ``out_dir/pretrained.pt`` (model + config); the scaler in ``scaler.npz``.
+    ``out_dir``: the training loop's folder (checkpoints, the best model, the run record).
     """
     order = np.random.default_rng(settings.seed).permutation(len(pool))
     n_val = max(1, int(round(val_fraction * len(pool))))
@@ -185,15 +184,7 @@ def pretrain(
         metrics_fn=eip_mae_metrics(scaler),
         run_info={"strategy": "mp-pretrain", "eips": list(model_ids), "n_pool_train": len(train_set), "n_pool_val": len(val_set)},
     )
-    if out_dir is not None:
-        save_model(Path(out_dir) / PRETRAINED_FILE, result.model)
-        np.savez(Path(out_dir) / "scaler.npz", model_ids=np.array(model_ids), species=np.array(scaler.species), nu=scaler.nu, sigma=scaler.sigma)
     return PretrainResult(result.model, scaler, result.history, float(result.best_metrics.get("val_eip_mae", np.nan)))
-
-
-def load_pretrained(out_dir: str | Path) -> EnergyModel:
-    """The pretrained K-output model saved by :func:`pretrain`."""
-    return load_model(Path(out_dir) / PRETRAINED_FILE)
 
 
 def for_finetuning(pretrained: EnergyModel, seed: int | None = None) -> EnergyModel:

@@ -1,0 +1,170 @@
+"""What a grid command still has to train, and about how long it will take (``eiplab grid --plan``).
+
+Reads only the grid folder (records, epoch checkpoints) and the splits: no labelling, no
+training. One row per job of :func:`eiplab.workflows.graph.grid_jobs` -- the same jobs, finished
+or not, that ``run_grid`` runs: a classifier, an MP backbone, a run's single fit, or one alpha of
+an LA / MP+LA run. Time estimates use the seconds per epoch recorded by this grid folder itself:
+the fit's own checkpoint when it was interrupted, else the median over finished fits of the same
+model and run tag (so they assume the same machine, threads and load as those fits). On N
+workers the wall time is roughly the total divided by N (Dask's dashboard shows the real one).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from ..training import CHECKPOINT_FILE, RECORD_FILE
+from .graph import ALPHA, CLASSIFIER, PRETRAIN, RUN, GridJob, grid_jobs, is_choice, needed
+from .inputs import GridData, fit_inputs, run_inputs
+from .spec import GridConfig, RunSpec
+from .steps import stale_reason
+from .store import RunStore, read_json
+
+DONE, RESUMES, TO_DO, DEPENDS, NOT_NEEDED = "done", "resumes", "to do", "depends", "not needed"
+PLAN_COLUMNS = ["model", "run", "seed", "fit", "status", "epochs_done", "epochs_left", "estimate_s", "note", "name",
+                "needs"]
+
+
+def _checkpoint_progress(folder: Path | None) -> tuple[int, float, bool] | None:
+    """(epochs trained, wall seconds so far, stopped early) of an interrupted fit, or None."""
+    path = folder / CHECKPOINT_FILE if folder is not None else None
+    if path is None or not path.exists():
+        return None
+    import torch
+
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    return int(state["epoch"]) + 1, float(state["wall_time_s"]), bool(state["stopped"])
+
+
+def _seconds_per_epoch(store: RunStore) -> dict[tuple[str, str], float]:
+    """Median wall seconds per epoch of the finished fits in the store, by (model, kind); kind is
+    the run tag, "classifier" or "pretrain"."""
+    rates: dict[tuple[str, str], list[float]] = {}
+    for key, path in store.fit_records():
+        record = read_json(path)
+        epochs = len(record.get("history", [])) if record else 0
+        if epochs:
+            rates.setdefault(key, []).append(float(record["wall_time_s"]) / epochs)
+    return {key: float(pd.Series(values).median()) for key, values in rates.items()}
+
+
+def _fit_row(folder: Path | None, epochs: int, rate: float | None, finished: bool, **fields) -> dict:
+    """One fit's row: done, resumes from its checkpoint, or to do (with a time estimate)."""
+    if finished:
+        return {**fields, "status": DONE, "epochs_done": epochs, "epochs_left": 0, "estimate_s": 0.0}
+    progress = _checkpoint_progress(folder)
+    done, wall, stopped = progress if progress else (0, 0.0, False)
+    left = 0 if stopped else max(epochs - done, 0)
+    if done:
+        rate = wall / done
+    return {**fields, "status": RESUMES if done else TO_DO, "epochs_done": done, "epochs_left": left,
+            "estimate_s": left * rate if rate is not None else float("nan")}
+
+
+def _stale(spec: RunSpec, grid: GridConfig, store: RunStore, data: GridData) -> str | None:
+    record = store.result(spec)
+    key = data.key(spec.seed, spec.subset)
+    if record is None or key is None:
+        return None
+    return stale_reason(store, record, spec, grid, run_inputs(key, grid, spec))
+
+
+def _label(job: GridJob) -> str:
+    """The plan's "run" column: the run tag, or classifier / pretrain with its EIP subset."""
+    spec = job.spec
+    if job.kind in (CLASSIFIER, PRETRAIN):
+        return job.kind + ("" if spec.subset == "all" else f"[{spec.subset}]")
+    return spec.tag
+
+
+def plan_grid(specs: Sequence[RunSpec], grid: GridConfig, out: str | Path | RunStore, data: GridData) -> pd.DataFrame:
+    """The fits that ``run_grid(specs, ...)`` with ``grid`` (its alpha grid and epochs) would train.
+
+    One row per job of :func:`eiplab.workflows.graph.grid_jobs` (an LA run's choice of alpha
+    trains nothing and has no row). Columns: model, run (tag), seed, fit ("classifier",
+    "pretrain", "run" or "alpha <a>"), status ("done", "resumes", "to do"; "depends" for a
+    confidence-group run whose full LA run has not yet chosen its alpha on this grid: redone only
+    if that choice differs from the alpha it used; "not needed" for an unfinished fit of a
+    finished run), epochs_done, epochs_left, estimate_s (seconds; NaN when this folder holds no
+    finished fit of that kind to time it by), note, name (the fit's name, as the workers log it)
+    and needs (the names of the fits it waits for).
+    """
+    store = out if isinstance(out, RunStore) else RunStore(out)
+    epochs = grid.train.epochs
+    rates = _seconds_per_epoch(store)
+    fits = grid_jobs(specs, grid, store, data)
+    todo = needed(fits)
+    rows: list[dict] = []
+    for name, job in fits.items():
+        if is_choice(job):
+            continue
+        spec = job.spec
+        needs = tuple(m for n in job.needs for m in (fits[n].needs if is_choice(fits[n]) else (n,)))
+        base = {"model": spec.model, "run": _label(job), "seed": None if job.kind == PRETRAIN else spec.seed,
+                "name": name, "needs": needs}
+        if not job.finished and name not in todo:
+            fit = f"alpha {job.alpha:g}" if job.kind == ALPHA else job.kind
+            rows.append({**base, "fit": fit, "status": NOT_NEEDED, "epochs_done": 0, "epochs_left": 0,
+                         "estimate_s": 0.0, "note": "its run is finished"})
+            continue
+        if job.kind == CLASSIFIER:
+            rows.append(_fit_row(job.folder, epochs, rates.get((spec.model, CLASSIFIER)), job.finished, **base,
+                                 fit=CLASSIFIER, note="LA classifier + pool selection"))
+            continue
+        if job.kind == PRETRAIN:
+            note = ("MP backbone, shared by every split with the same pool and EIPs" if job.folder is not None
+                    else "MP backbone of EIPs ranked on the split's training data (not ranked yet)")
+            rows.append(_fit_row(job.folder, epochs, rates.get((spec.model, PRETRAIN)), job.finished, **base,
+                                 fit=PRETRAIN, note=note))
+            continue
+        rate = rates.get((spec.model, spec.tag))
+        stale = _stale(spec, grid, store, data)
+        folder = store.run_folder(spec)
+        if job.kind == ALPHA:
+            note = ("finished fit reused; " if job.finished and stale else "") + (f"choice redone: {stale}" if stale else "")
+            rows.append(_fit_row(job.folder, epochs, rate, job.finished, **base,
+                                 fit=f"alpha {job.alpha:g}", note=note))
+            continue
+        if job.finished:
+            rows.append(_fit_row(folder, epochs, rate, True, **base, fit=RUN, note=""))
+            continue
+        finished_fit = False
+        if spec.group != "all":  # a group run trains at the alpha its full LA run chose
+            full = fits[job.needs[-1]]
+            if not full.finished:  # not known until the full LA run has chosen on this grid
+                record = store.result(spec)
+                used = f"; used alpha {record['alpha']:g}" if record is not None else ""
+                rows.append({**base, "fit": RUN, "status": DEPENDS if record is not None else TO_DO,
+                             "epochs_done": 0, "epochs_left": epochs,
+                             "estimate_s": epochs * rate if rate is not None else float("nan"),
+                             "note": f"uses the alpha the full LA run chooses on this grid{used}"})
+                continue
+            chosen = store.result(full.spec)["alpha"]
+            folder = store.alpha_folder(spec, chosen)
+            key = data.key(spec.seed, spec.subset)
+            # trained with these inputs; only its result is to be written
+            finished_fit = key is not None and store.is_current(folder, fit_inputs(key, grid, spec, chosen), RECORD_FILE)
+        rows.append(_fit_row(folder, epochs, rate, finished_fit, **base, fit=RUN,
+                             note=f"redone: {stale}" if stale else ""))
+    return pd.DataFrame(rows, columns=PLAN_COLUMNS)
+
+
+def plan_summary(plan: pd.DataFrame) -> str:
+    """One paragraph: fits left, epochs left and the estimated time (hours, in one process)."""
+    todo = plan[~plan["status"].isin([DONE, NOT_NEEDED])]
+    if todo.empty:
+        return "nothing to train: every fit of this grid is finished"
+    maybe = todo["status"] == DEPENDS
+    sure = todo[~maybe]
+    known = sure["estimate_s"].notna()
+    text = (f"{len(sure)} of {len(plan)} fits to train ({int(sure['epochs_left'].sum())} epochs); about "
+            f"{sure.loc[known, 'estimate_s'].sum() / 3600:.1f} h in one process at the speed this folder recorded")
+    if (~known).any():
+        text += f", plus {int((~known).sum())} fit(s) of a kind not yet timed here"
+    if maybe.any():
+        text += (f"; {int(maybe.sum())} confidence-group fit(s) redone only if the full LA run's alpha changes "
+                 f"(up to {todo.loc[maybe, 'estimate_s'].sum() / 3600:.1f} h more)")
+    return text + "."
