@@ -1,7 +1,27 @@
 """eiplab: inject the knowledge of empirical interatomic potentials (OpenKIM) into NN potentials.
 
 Data flows one way: ``data`` (Atoms, DFT labels, splits) -> ``eips`` (EIP energies, alignment,
-Table 2) -> ``graphs`` -> ``models`` -> ``training``/``strategies`` -> ``analysis``.
+Table 2) -> ``graphs`` -> ``models`` -> ``training``/``strategies`` -> ``workflows`` ->
+``analysis``; :class:`eiplab.Study` is the front door that resolves a dataset, its splits, EIPs,
+grid settings and run store once.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 __version__ = "0.1.0"
+__all__ = ["Study", "__version__"]
+
+if TYPE_CHECKING:
+    from .study import Study
+
+
+def __getattr__(name: str) -> Any:
+    # Study imports torch and the whole method; importing it lazily keeps ``import eiplab`` (and
+    # the light modules Dask workers import, such as eiplab.engine) fast.
+    if name == "Study":
+        from .study import Study
+
+        return Study
+    raise AttributeError(f"module 'eiplab' has no attribute {name!r}")

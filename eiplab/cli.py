@@ -23,29 +23,21 @@ def _cmd_grid(args) -> int:
     import torch
 
     from .analysis import results as res
-    from .data import dataset_splits, load_dataset
-    from .eips import models_for_dataset
-    from .profiles import get_profile
-    from .workflows import RunStore, grid_data, grid_from_profile, run_grid, specs_for
+    from .study import Study
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    prof = get_profile(args.profile)
-    configs = load_dataset(args.dataset, limit=prof.limit)
-    seeds = tuple(args.seeds) if args.seeds else prof.seeds
-    splits = dataset_splits(configs, seeds=seeds)
-    eips = args.eips or [m.model_id for m in models_for_dataset(configs)]
-    grid = grid_from_profile(args.profile, configs, models=args.models, device=args.device, progress=args.progress,
-                             alphas=args.alphas, tau=_tau(args.tau))
-    specs = specs_for(list(grid.model_configs), seeds, args.strategies, tukey_ablation=args.ablations,
-                      subsets=("best", "worst", "best+worst") if args.ablations else (), confidence=args.confidence)
+    study = Study(args.dataset, args.profile, device=args.device, models=args.models, eips=args.eips,
+                  alphas=args.alphas, tau=_tau(args.tau), grid_dir=args.grid_dir, seeds=args.seeds,
+                  workers=args.workers, scheduler=args.scheduler, progress=args.progress)
+    options = {"ablations": args.ablations, "confidence": args.confidence}
     if args.plan:
-        return _print_plan(args, specs, grid, grid_data(splits, seeds, eips, RunStore(args.grid_dir)))
-    print(f"[grid] {len(specs)} runs on {configs.name} ({len(configs)} configs), profile {args.profile}, runs in {args.grid_dir}")
-    run_grid(configs, splits, seeds, eips, specs, grid, args.grid_dir, n_jobs=prof.n_jobs, workers=args.workers,
-             threads=args.threads or 1, scheduler=args.scheduler, progress=args.progress)
-    results = RunStore(args.grid_dir).results()
-    results = results[results["model"].isin(list(grid.model_configs))]
+        return _print_plan(study.plan(args.strategies, **options))
+    specs = study.specs(args.strategies, **options)
+    print(f"[grid] {len(specs)} runs on {study.configs.name} ({len(study.configs)} configs), profile {args.profile}, "
+          f"runs in {study.grid_dir}")
+    study.run(args.strategies, threads=args.threads or 1, progress=args.progress, **options)
+    results = study.results()
     write_tables(results, args.tables)
     print(res.table3(results).to_string())
     return 0
@@ -61,14 +53,13 @@ def _tau(text: str | None) -> float | str | None:
         raise SystemExit(f"--tau takes a number in eV/atom or 'auto', not {text!r}") from None
 
 
-def _print_plan(args, specs, grid, data) -> int:
+def _print_plan(plan) -> int:
     """``eiplab grid --plan``: what the same command would train, from the grid folder (no training,
     no EIP labelling: Table 7 subsets are known once a grid call has ranked each split's EIPs)."""
     import pandas as pd
 
-    from .workflows import plan_grid, plan_summary
+    from .workflows import plan_summary
 
-    plan = plan_grid(specs, grid, args.grid_dir, data)
     shown = plan.assign(estimate_min=(plan["estimate_s"] / 60).round(1)).drop(columns=["estimate_s", "name", "needs"])
     with pd.option_context("display.max_rows", None, "display.width", 200, "display.max_colwidth", 60):
         print(shown.to_string(index=False))
@@ -167,6 +158,12 @@ def _cmd_label(args) -> int:
     return 0
 
 
+def _cmd_doctor(args) -> int:
+    from .doctor import report, run_checks
+
+    return report(run_checks(args.kim_collection))
+
+
 def _cmd_models(args) -> int:
     from .eips import list_installed, models_for
 
@@ -261,6 +258,12 @@ def build_parser() -> argparse.ArgumentParser:
     lab.add_argument("--jobs", type=int, default=2)
     lab.add_argument("--cache", default=None, help="cache folder (default: ~/.cache/eiplab or $EIPLAB_CACHE)")
     lab.set_defaults(func=_cmd_label)
+
+    doc = sub.add_parser("doctor", help="check the installation (KIM API, models, kernel, front end, torch, GPAW, "
+                                        "Dask, disk); exit 1 if something required is missing")
+    doc.add_argument("--kim-collection", metavar="DIR", default=None,
+                     help="read installed KIM models from the model folders in DIR instead of the KIM API")
+    doc.set_defaults(func=_cmd_doctor)
     return p
 
 

@@ -10,11 +10,8 @@ import argparse
 
 import torch
 
-from eiplab.data import dataset_splits, load_dataset
-from eiplab.eips import models_for_dataset
-from eiplab.profiles import get_profile
-from eiplab.strategies import prepare_experiment
-from eiplab.workflows import grid_from_profile, pool_selection, pretrained_backbone
+from eiplab import Study
+from eiplab.workflows import pretrained_backbone
 
 
 def main() -> None:
@@ -30,26 +27,18 @@ def main() -> None:
     ap.add_argument("--no-pretrain", action="store_true", help="classifiers only")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    settings = get_profile(args.profile)
-    configs = load_dataset(args.dataset, limit=settings.limit)
-    splits = dataset_splits(configs, seeds=settings.seeds)
-    eip_ids = [m.model_id for m in models_for_dataset(configs)]
-    grid = grid_from_profile(args.profile, configs, models=[args.model], progress=True)
-    wanted = settings.seeds if args.seeds is None else args.seeds
-    unknown = sorted(set(wanted) - set(settings.seeds))
+    study = Study(args.dataset, args.profile, models=[args.model], grid_dir=args.grid_dir, progress=True)
+    wanted = study.seeds if args.seeds is None else args.seeds
+    unknown = sorted(set(wanted) - set(study.seeds))
     if unknown:
-        raise SystemExit(f"--seeds {unknown}: not splits of profile {args.profile!r} (its seeds: {list(settings.seeds)})")
-    experiments = {}
-    for seed, split in zip(settings.seeds, splits, strict=True):
-        if seed not in wanted and (args.no_pretrain or seed != settings.seeds[0]):
-            continue
-        experiments[seed] = prepare_experiment(configs, split, eip_ids, n_jobs=settings.n_jobs, progress=False)
+        raise SystemExit(f"--seeds {unknown}: not splits of profile {args.profile!r} (its seeds: {list(study.seeds)})")
     for seed in wanted:
-        sel = pool_selection(args.grid_dir, args.model, seed, experiments[seed], grid)
+        sel = study.selection(args.model, seed)
         print(f"[prepare] {args.model} split {seed}: {int(sel['selected'].sum())} of {len(sel)} pool configs selected")
     if not args.no_pretrain:
-        pretrained_backbone(args.grid_dir, args.model, experiments[settings.seeds[0]], grid)
-        print(f"[prepare] {args.model} pretrained backbone in {args.grid_dir}/pretrain/{args.model}/all")
+        pretrained_backbone(study.store, args.model, study.experiment(study.seeds[0]), study.grid)
+        print(f"[prepare] {args.model} pretrained backbone in {study.grid_dir}/pretrain/{args.model}/all")
+
 
 if __name__ == "__main__":
     main()

@@ -1,5 +1,7 @@
 """Every notebook runs headless with papermill on the quick profile; notebooks are stored clean."""
 
+import ast
+import importlib
 import json
 
 import pytest
@@ -18,6 +20,45 @@ def test_notebook_is_clean_and_parameterised(nb):
     for name in ("dataset", "profile", "out_dir", "device"):
         assert f"{name} =" in params
     assert all(not c.get("outputs") for c in code), "commit notebooks without outputs"
+
+
+def _public(module: str) -> set[str]:
+    """Names a top-level eiplab package exports (``eiplab`` itself or ``eiplab.<package>``)."""
+    return set(getattr(importlib.import_module(module), "__all__", ()))
+
+
+def _private_imports(source: str) -> list[str]:
+    """Imports in ``source`` outside eiplab's public API: a name a top-level package (``eiplab`` or
+    ``eiplab.<package>``) does not export in ``__all__``, or any deeper module."""
+    bad = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("eiplab"):
+            if node.module.count(".") > 1:
+                bad.append(f"from {node.module} import ...")
+                continue
+            bad += [f"from {node.module} import {a.name}" for a in node.names if a.name not in _public(node.module)]
+        elif isinstance(node, ast.Import):
+            bad += [f"import {a.name}" for a in node.names if a.name.startswith("eiplab.")]
+    return bad
+
+
+@pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_uses_only_public_api_and_the_eiplab_kernel(nb):
+    """Notebooks stay thin: calls on eiplab's public API (``eiplab.Study`` and what the top-level
+    packages export), run on the eiplab kernel that scripts/setup.sh registers."""
+    book = json.loads(nb.read_text())
+    assert book["metadata"]["kernelspec"]["name"] == "eiplab"
+    source = "\n".join("".join(c["source"]) for c in book["cells"] if c["cell_type"] == "code")
+    assert not _private_imports(source), f"{nb.name} imports outside eiplab's public API: {_private_imports(source)}"
+    assert "Study(" in source, "notebooks set up through eiplab.Study"
+
+
+def test_public_api_check_catches_private_imports():
+    source = ("from eiplab import Study\nfrom eiplab.analysis import save_table, results as res\n"
+              "from eiplab.analysis.tables import save_figure\nfrom eiplab.workflows import _private\n"
+              "import eiplab.paths\n")
+    assert _private_imports(source) == ["from eiplab.analysis.tables import ...",
+                                        "from eiplab.workflows import _private", "import eiplab.paths"]
 
 
 @pytest.mark.notebook

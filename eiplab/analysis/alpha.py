@@ -119,4 +119,5 @@ def alpha_figure(results: pd.DataFrame) -> go.Figure | None:
         chosen = [bool(c[0]) for c in trace.customdata]
         trace.marker.size = [12 if c else 5 for c in chosen]
     fig.for_each_annotation(lambda a: a.update(text=a.text.split("=")[-1]))
-    return fig
+    alphas = sorted(set(long["alpha"]))  # ticks at the alphas tried, labelled in full
+    return fig.update_xaxes(tickvals=alphas, ticktext=[f"{a:g}" for a in alphas])

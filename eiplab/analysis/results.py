@@ -9,7 +9,7 @@ import pandas as pd
 import plotly.express as px
 
 from .. import keys
-from .tables import mean_std_table
+from .tables import log_ticks, mean_std_table
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -117,7 +117,8 @@ def learning_curve_figure(history: list[dict], title: str = "learning curve") ->
     cols = [c for c in ("train_loss", "val_" + keys.MAE_CONFIG, "val_" + keys.MAE_ATOM) if c in df]
     long = df.melt(id_vars="epoch", value_vars=cols, var_name="quantity", value_name="value")
     fig = px.line(long, x="epoch", y="value", color="quantity", log_y=True, markers=True, title=title)
-    return fig
+    tickvals, ticktext = log_ticks(long["value"])
+    return fig.update_yaxes(tickvals=tickvals, ticktext=ticktext)
 
 
 def load_history(grid_dir: str | Path, model: str, tag: str, seed: int) -> list[dict]:

@@ -76,3 +76,17 @@ def save_figure(fig: go.Figure, out_dir: str | Path | None, name: str, png: bool
         except Exception as err:  # kaleido/browser problems must not lose the run's other outputs
             warnings.warn(f"PNG export of figure {name!r} failed ({err}); wrote {path} only", stacklevel=2)
     return path
+
+
+def log_ticks(values) -> tuple[list[float], list[str]]:
+    """Tick positions and labels for a log axis over ``values``: 1, 2 and 5 x each power of ten
+    in their range, labelled in full ("0.02", "0.5", "10") -- plotly's default labels the
+    in-between ticks of a log axis with their first digit only ("5", "2"), which reads wrong."""
+    import math
+
+    finite = [float(v) for v in values if v is not None and math.isfinite(float(v)) and float(v) > 0]
+    if not finite:
+        return [], []
+    lo, hi = math.floor(math.log10(min(finite))), math.ceil(math.log10(max(finite)))
+    ticks = [m * 10.0**e for e in range(lo, hi + 1) for m in (1, 2, 5) if min(finite) / 2 <= m * 10.0**e <= max(finite) * 2]
+    return ticks, [f"{t:g}" for t in ticks]

@@ -199,8 +199,8 @@ def label_dft(
     jobs = [Job(ids[k], compute_one, (ids[k], _plain(configs[k]), per_config[k], calculator_factory)) for k in todo]
     try:
         if jobs:
-            run_jobs(jobs, lambda job, rec: finish(rec), workers=min(n_workers, len(jobs)), scheduler=scheduler,
-                     client=client, progress=False)
+            run_jobs(jobs, lambda job, rec: finish(rec), workers=n_workers, scheduler=scheduler, client=client,
+                     in_flight=2 * max(n_workers, 1) if scheduler is None and client is None else None, progress=False)
     finally:
         bar.close()
 

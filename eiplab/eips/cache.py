@@ -86,7 +86,7 @@ class LabelCache:
         fd, tmp = tempfile.mkstemp(prefix=".tmp-chunk-", suffix=".json", dir=d)
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump({"format": FORMAT, "model_id": model_id, "entries": rows}, f)
+                f.write(json.dumps({"format": FORMAT, "model_id": model_id, "entries": rows}))  # dumps: C encoder
             os.replace(tmp, final)
         except BaseException:
             if os.path.exists(tmp):

@@ -40,14 +40,15 @@ def installed_species() -> dict[str, tuple[str, ...]]:
     """Species supported by every installed portable KIM model (asked through kimpy, ~6 s once
     per process). A model that cannot be created maps to an empty tuple."""
     from .errors import EIPError
-    from .kim import KIMModel
+    from .kim import KIMModel, _quiet_native_output
 
     found: dict[str, tuple[str, ...]] = {}
-    for model_id in list_installed():
-        try:
-            found[model_id] = tuple(KIMModel(model_id).species)
-        except EIPError:
-            found[model_id] = ()
+    with _quiet_native_output():  # some drivers print their parameter files' headers when created
+        for model_id in list_installed():
+            try:
+                found[model_id] = tuple(KIMModel(model_id).species)
+            except EIPError:
+                found[model_id] = ()
     return found
 
 

@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 
 #: Configurations per cache chunk (a killed run loses at most the chunks in progress).
 CHUNK_SIZE = 64
+MAX_PARALLEL_CHUNK = 1024  # largest chunk when labelling on several workers
 
 # Models created in this process (a worker creates each model once), by spec.
 _MODELS: dict[EIPSpec, EIPModel] = {}
@@ -149,7 +150,9 @@ def label_dataset(
             or ``~/.cache/eiplab``).
         n_jobs: local Dask worker processes (each creates each model once); 1 = in this process.
         progress: show a tqdm progress bar (configs labelled / left).
-        chunk_size: configs per cache chunk (one engine job each).
+        chunk_size: configs per cache chunk (one engine job each); with several workers, chunks
+            grow to about a quarter of each worker's share (at most ``MAX_PARALLEL_CHUNK``), so
+            that per-job overhead stays small.
         scheduler, client: an existing Dask cluster (address or scheduler file) or client instead
             of local workers (see :mod:`eiplab.engine`).
 
@@ -183,8 +186,11 @@ def label_dataset(
 
     cached = {m: cache.load(m) for m in resolved}
     tasks: list[tuple[EIPSpec, list[tuple[str, Atoms]]]] = []
+    remote = n_jobs > 1 or scheduler is not None or client is not None
     for spec in specs:
         todo = [h for h in first_of if h not in cached[spec.model_id]]
+        if remote:  # a few chunks per worker: the engine costs ~10 ms a job
+            chunk_size = min(max(chunk_size, -(-len(todo) // (4 * max(n_jobs, 1)))), MAX_PARALLEL_CHUNK)
         for s in range(0, len(todo), chunk_size):
             part = todo[s : s + chunk_size]
             tasks.append((spec, [(h, configs[first_of[h]]) for h in part]))
@@ -208,8 +214,9 @@ def label_dataset(
             jobs = [Job(f"{spec.model_id} chunk {k}", _label_packed, (spec, _Packed.of(items)))
                     for k, (spec, items) in enumerate(tasks)]
             spec_of = {job.name: spec for job, (spec, _) in zip(jobs, tasks, strict=True)}
-            run_jobs(jobs, lambda job, rows: finish(spec_of[job.name], rows), workers=min(n_jobs, len(tasks)),
-                     scheduler=scheduler, client=client, in_flight=None, progress=False)
+            run_jobs(jobs, lambda job, rows: finish(spec_of[job.name], rows), workers=n_jobs, scheduler=scheduler,
+                     client=client, in_flight=2 * max(n_jobs, 1) if scheduler is None and client is None else None,
+                     progress=False)
 
     table = pd.DataFrame(
         {m: [cached[m][h][0] for h in hashes] for m in resolved},

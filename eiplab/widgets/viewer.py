@@ -15,10 +15,21 @@ if TYPE_CHECKING:
     import nglview
 
 
+def _nglview():
+    """nglview, imported lazily (heavy, and only needed in interactive sessions) and without the
+    ``pkg_resources`` deprecation warning its 3.1 release raises on import: a red box above the
+    first picker that says nothing to the user (nglview's own import, not eiplab's use)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
+        import nglview
+    return nglview
+
+
 def show_config(atoms: ase.Atoms, repeat: int = 1) -> nglview.NGLWidget:
     """An nglview widget showing one configuration (periodic cells repeated ``repeat`` times)."""
-    import nglview  # imported lazily: heavy, and only needed in interactive sessions
-
+    nglview = _nglview()
     shown = atoms.repeat([repeat if p else 1 for p in atoms.pbc]) if repeat > 1 else atoms
     view = nglview.show_ase(shown)
     view.add_unitcell()
