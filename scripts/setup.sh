@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Idempotent set-up of eiplab on a fresh Debian/Ubuntu machine (pip route).
-#  1. Debian packages: the KIM API, the OpenKIM models, libxc + OpenBLAS for GPAW (apt-get when root).
+#  1. Debian packages: the KIM API, the OpenKIM models, libxc + OpenBLAS for GPAW, chromium for the
+#     widgets' browser tests (apt-get when root).
 #  2. A virtual environment in .venv (override with EIPLAB_VENV).
 #  3. torch==2.13.0 FIRST (an unpinned torch pulls a multi-GB CUDA build), then the pinned rest
 #     (kimpy builds from source against the KIM API: about 5 minutes, once; gpaw is built
@@ -12,7 +13,7 @@ cd "$(dirname "$0")/.."
 VENV=${EIPLAB_VENV:-.venv}
 PY=${PYTHON:-python3}
 
-need_debs=(libkim-api-dev openkim-models pkg-config libxc-dev libopenblas-dev)
+need_debs=(libkim-api-dev openkim-models pkg-config libxc-dev libopenblas-dev chromium)  # chromium: browser tests, PNG figures
 missing=()
 for d in "${need_debs[@]}"; do
   dpkg -s "$d" >/dev/null 2>&1 || missing+=("$d")

@@ -27,19 +27,22 @@ def la_explorer_panel(exp: Experiment, model_configs: dict[str, ModelConfig], se
     alpha = widgets.SelectionSlider(options=list(alphas), value=1.0 if 1.0 in alphas else alphas[0], description="alpha")
     tukey = widgets.Checkbox(value=True, description="Tukey loss")
     run = widgets.Button(description="Train LA", button_style="primary")
-    out = widgets.Output()
+    # the results table can be wider than the notebook: it scrolls inside the panel
+    out = widgets.Output(layout=widgets.Layout(overflow="auto", max_width="100%"))
     rows: list[dict] = []
 
     def on_run(_):
         run.disabled = True
-        try:
-            result = la_with_choice(exp, model_configs[model.value], settings, list(eips.value), alpha.value, tukey=tukey.value)
-            rows.append({"model": model.value, "EIPs": len(eips.value), **{k: v for k, v in result.items() if k != "picked_per_eip"}})
-            with out:
+        with out:  # an error in training shows here, not only in the browser's log console
+            try:
+                result = la_with_choice(exp, model_configs[model.value], settings, list(eips.value), alpha.value,
+                                        tukey=tukey.value)
+                rows.append({"model": model.value, "EIPs": len(eips.value),
+                             **{k: v for k, v in result.items() if k != "picked_per_eip"}})
                 out.clear_output()
                 display(pd.DataFrame(rows))
-        finally:
-            run.disabled = False
+            finally:
+                run.disabled = False
 
     run.on_click(on_run)
     return widgets.VBox([widgets.HBox([model, alpha, tukey, run]), eips, out])

@@ -9,6 +9,7 @@ import numpy as np
 
 from .. import keys
 from ..data import ConfigSet
+from ..eips import spec_for
 
 if TYPE_CHECKING:
     import ase
@@ -48,7 +49,8 @@ def describe_config(atoms: ase.Atoms) -> str:
     if e is not None:
         lines.append(f"E_DFT = {e:.4f} eV ({e / n:.4f} eV/atom)")
     for model, ek in sorted(atoms.info.get(keys.ENERGY_EIP, {}).items()):
-        lines.append(f"{model}: {ek:.4f} eV ({ek / n:.4f} eV/atom)" if np.isfinite(ek) else f"{model}: failed")
+        name = spec_for(model).name  # the short name shown in every table (the id for other models)
+        lines.append(f"{name}: {ek:.4f} eV ({ek / n:.4f} eV/atom)" if np.isfinite(ek) else f"{name}: failed")
     return "<br>".join(lines)
 
 
