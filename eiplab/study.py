@@ -186,6 +186,15 @@ class Study:
         found = self.store.results()
         return found[found["model"].isin(self.models)] if not found.empty else found
 
+    def calculator(self, model: str, tag: str = "baseline", seed: int | None = None, device: str | None = None):
+        """An ASE calculator (:class:`eiplab.calculator.NNCalculator`) for the network a finished
+        run trained (``tag``: baseline, la, mp, mp+la, ...; split ``seed``, default the first):
+        energy, and forces and stress for the graph networks."""
+        from .calculator import NNCalculator
+
+        seed = self.seeds[0] if seed is None else seed
+        return NNCalculator.from_run(self.store.model_file(model, tag, seed), device=device or self.device)
+
     # -- label augmentation ---------------------------------------------------------------------
     def selection(self, model: str, seed: int) -> pd.DataFrame:
         """The LA classifier's picks on the pool of split ``seed`` (index config_id; chosen EIP,

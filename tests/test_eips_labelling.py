@@ -276,8 +276,9 @@ def test_kim_labels_nan_failures_and_parallel(tmp_path, monkeypatch):
     assert np.isfinite(serial.drop(index="overlap")).all().all()
     assert "non-finite" in serial.attrs["failures"][SW]["overlap"]
     rows = failures_table(serial)
-    assert list(rows.columns) == [keys.CONFIG_ID, "model_id", "reason"]
+    assert list(rows.columns) == [keys.CONFIG_ID, "EIP", "model_id", "reason"]
     assert ("overlap", SW) in set(zip(rows[keys.CONFIG_ID], rows["model_id"], strict=True))
+    assert set(rows["EIP"]) == {"SW (BalamaneHaliciogluTiller)"}  # the short name every table shows
     # Reasons are kept in the cache: a rerun that computes nothing still reports them.
     again = label_dataset(configs, [SW, T2], cache_dir=tmp_path / "a", progress=False)
     assert again.attrs["n_evaluated"] == {SW: 0, T2: 0}

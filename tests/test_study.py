@@ -30,6 +30,15 @@ def test_study_runs_plans_and_finds_runs(study):
     assert (study.plan(["baseline"], seeds=[0])["status"] == "done").all()
     found = study.results()
     assert list(found["seed"]) == [0] and found["test_mae_config"].iloc[0] == runs["test_mae_config"].iloc[0]
+    # the trained network runs as an ASE calculator (SOAPNet: energies only) and agrees with predict
+    from eiplab.models import load_model
+    from eiplab.training import predict
+
+    calc = study.calculator("soapnet", "baseline", 0)
+    atoms = study.configs[0].copy()
+    atoms.calc = calc
+    expected = predict(load_model(study.store.model_file("soapnet", "baseline", 0)), [study.configs[0]], device="cpu")
+    assert atoms.get_potential_energy() == pytest.approx(float(expected[0]), abs=1e-4)
 
 
 def test_study_selection_and_audit_use_the_split_tau(study):

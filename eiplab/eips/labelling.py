@@ -243,10 +243,13 @@ def label_dataset(
 
 
 def failures_table(table: pd.DataFrame) -> pd.DataFrame:
-    """The failures recorded by :func:`label_dataset` as rows (config_id, model_id, reason)."""
+    """The failures recorded by :func:`label_dataset` as rows (config_id, EIP short name,
+    model_id, reason)."""
+    from .registry import spec_for
+
     rows = [
-        (cid, m, reason)
+        (cid, spec_for(m).name, m, reason)
         for m, bad in table.attrs.get("failures", {}).items()
         for cid, reason in bad.items()
     ]
-    return pd.DataFrame(rows, columns=[keys.CONFIG_ID, "model_id", "reason"])
+    return pd.DataFrame(rows, columns=[keys.CONFIG_ID, "EIP", "model_id", "reason"])

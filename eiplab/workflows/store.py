@@ -33,6 +33,7 @@ import pandas as pd
 
 from ..atomic_io import write_text_atomic
 from ..provenance import MADE_WITH_FILE, fingerprint, mismatch, write_made_with
+from ..training.records import BEST_MODEL_FILE
 
 if TYPE_CHECKING:
     from .spec import RunSpec
@@ -155,13 +156,22 @@ class RunStore:
         """Every finished run's result, one row each (to rebuild tables from records)."""
         return pd.DataFrame([json.loads(p.read_text()) for p in self.result_files()])
 
-    def history(self, model: str, tag: str, seed: int) -> list[dict]:
-        """Per-epoch history of a finished run (for LA runs: the chosen alpha's fit)."""
+    def finished_fit_folder(self, model: str, tag: str, seed: int) -> Path:
+        """The folder of a finished run's fit (for LA runs: the chosen alpha's)."""
         folder = self.root / "runs" / model / tag / f"seed{seed}"
         record = read_json(folder / RESULT_FILE)
-        if record is not None:
-            folder = self.fit_folder(folder, record)
-        path = folder / RECORD_FILE
+        return self.fit_folder(folder, record) if record is not None else folder
+
+    def model_file(self, model: str, tag: str, seed: int) -> Path:
+        """The trained network of a finished run (best validation checkpoint, ``model_best.pt``)."""
+        path = self.finished_fit_folder(model, tag, seed) / BEST_MODEL_FILE
+        if not path.exists():
+            raise FileNotFoundError(f"no trained network {path}: has {model} {tag} seed {seed} run in {self.root}?")
+        return path
+
+    def history(self, model: str, tag: str, seed: int) -> list[dict]:
+        """Per-epoch history of a finished run (for LA runs: the chosen alpha's fit)."""
+        path = self.finished_fit_folder(model, tag, seed) / RECORD_FILE
         if not path.exists():
             raise FileNotFoundError(f"no run record {path}: has {model} {tag} seed {seed} run?")
         return json.loads(path.read_text())["history"]
