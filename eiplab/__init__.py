@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
-__all__ = ["NNCalculator", "Study", "__version__"]
+__all__ = ["NNCalculator", "Study", "__version__", "md"]
 
 if TYPE_CHECKING:
     from .calculator import NNCalculator

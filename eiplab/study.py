@@ -154,6 +154,13 @@ class Study:
         """Table 2: config-level (eV) and atom-level (eV/atom) MAE of each EIP, mean (sample std)."""
         return table2(self.eip_benchmark(), align=align)
 
+    def best_eip(self, seed: int | None = None) -> str:
+        """The most accurate EIP on split ``seed``'s TRAINING configs (aligned, per atom): the one
+        to compare a network with; chosen without validation or test data."""
+        from .strategies import rank_eips
+
+        return rank_eips(self.experiment(self.seeds[0] if seed is None else seed))[0]
+
     # -- the grid ------------------------------------------------------------------------------
     def specs(self, strategies: Sequence[str] = STRATEGIES, *, models: Sequence[str] | None = None,
               seeds: Sequence[int] | None = None, ablations: bool = False, confidence: bool = False) -> list[RunSpec]:

@@ -40,3 +40,13 @@ def test_torch_pinned_first_in_setup():
     setup = (ROOT / "scripts" / "setup.sh").read_text()
     assert setup.index("torch==2.13.0") < setup.index("-r requirements.txt")
     assert "pytorch=2.13.0" in (ROOT / "environment.yml").read_text()
+
+
+def test_binder_registers_the_kernel_the_notebooks_name():
+    import json
+
+    names = {json.loads(nb.read_text())["metadata"]["kernelspec"]["name"] for nb in (ROOT / "notebooks").glob("*.ipynb")}
+    post = (ROOT / "binder" / "postBuild").read_text()
+    setup = (ROOT / "scripts" / "setup.sh").read_text()
+    assert names == {"eiplab"}
+    assert "--name eiplab" in post and "--name eiplab" in setup
