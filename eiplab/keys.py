@@ -24,4 +24,5 @@ SPLITS = (POOL, TRAIN, VAL, TEST)
 # --- table columns ---------------------------------------------------------------------------
 N_ATOMS = "n_atoms"
 MAE_CONFIG = "mae_config"  # eV: mean |E_pred - E_dft|
+MAE_FORCE = "mae_force"  # eV/Angstrom: mean |F_pred - F_dft| over force components (force training)
 MAE_ATOM = "mae_atom"  # eV/atom: mean |E_pred - E_dft| / N

@@ -38,6 +38,7 @@ EDGE_INDEX = "edge_index"  # long [2, n_edges]; row 0 = j (neighbour), row 1 = i
 CELL_SHIFT = "cell_shift"  # float [n_edges, 3]; integer image offsets S of j (r_ij uses S @ cell)
 N_ATOMS = keys.N_ATOMS  # long [1] (batched: [n_configs]); atoms per configuration
 Y = "y"  # float [1] or [1, n_targets], eV; target total energy (absent when unlabelled)
+FORCES = "forces"  # float [n_atoms, 3], eV/Angstrom; target forces (only when asked; NaN = none)
 X = "x"  # float [n_atoms, n_features]; per-atom input features (SOAP), when computed
 N_PAIRS = "n_pairs"  # long [1] (batched: [n_configs]); unique pairs = half the edges
 # (code that reorders or filters a graph's edges must drop n_pairs: models then use all edges)

@@ -17,10 +17,14 @@ from .energy import FitResult, complete_config, fit_energy_model, model_inputs, 
 from .evaluate import (
     LossFn,
     MetricsFn,
+    energy_force_loss,
+    energy_force_metrics,
     energy_loader_metrics,
     energy_mse,
+    force_loader_metrics,
     mean_loss,
     predict_loader,
+    predicted_forces,
 )
 from .loop import Callback, TrainResult, train
 from .prepare import check_prepared, fit_species_baseline, prepare_for_fit, species_counts
@@ -76,7 +80,8 @@ __all__ = [
     "RUN_STRATEGY", "RUN_TORCH", "RUN_WALL_TIME", "SCHEDULES", "SELECT_MODES", "TEST_PREFIX", "TRAIN_LOSS",
     "VAL_ACCURACY", "VAL_LOSS", "VAL_MAE_ATOM", "VAL_MAE_CONFIG",
     "Callback", "FitResult", "LossFn", "MetricsFn", "TrainResult", "TrainSettings",
-    "complete_config", "energy_loader_metrics", "energy_mse", "fit_energy_model", "fit_species_baseline",
+    "complete_config", "energy_force_loss", "energy_force_metrics", "energy_loader_metrics", "force_loader_metrics",
+    "predicted_forces", "energy_mse", "fit_energy_model", "fit_species_baseline",
     "git_revision", "learning_rate_at", "lr_factor", "mean_loss", "model_inputs", "predict", "predict_loader",
     "check_prepared", "prepare_for_fit", "resolve_device", "seed_everything", "species_counts", "train", "train_settings",
     "write_run_record",

@@ -8,7 +8,7 @@ total energies including the baseline.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -18,23 +18,33 @@ from torch_geometric.data import Data
 from torch_geometric.loader import DataLoader
 
 from eiplab import keys
-from eiplab.graphs.build import Z, make_loader
+from eiplab.graphs.build import FORCES, Z, make_loader
 from eiplab.graphs.inputs import build_graphs
 from eiplab.models.base import EnergyModel
 from eiplab.models.registry import ModelConfig, build_model, representation_class
 
-from .evaluate import LossFn, energy_loader_metrics, energy_mse, predict_loader
+from .evaluate import (
+    LossFn,
+    energy_force_loss,
+    energy_force_metrics,
+    energy_loader_metrics,
+    energy_mse,
+    predict_loader,
+)
 from .loop import Callback, train
 from .prepare import prepare_for_fit
 from .records import (
     RECORD_FILE,
     RUN_BASELINE,
+    RUN_FORCE_WEIGHT,
     RUN_METRICS,
     RUN_N_TEST,
     RUN_N_TRAIN,
     RUN_N_VAL,
     RUN_STRATEGY,
     TEST_PREFIX,
+    VAL_LOSS,
+    VAL_MAE_CONFIG,
     write_run_record,
 )
 from .settings import TrainSettings, resolve_device, seed_everything, train_settings
@@ -68,9 +78,11 @@ def model_inputs(
     *,
     target: str | None = keys.ENERGY_DFT,
     progress: bool = False,
+    forces: bool = False,
 ) -> list[Data]:
-    """Graphs for ``configs`` as ``config``'s model needs them (SOAP for SOAPNet)."""
-    return build_graphs(configs, config.cutoff, soap=config.soap, target=target, progress=progress)
+    """Graphs for ``configs`` as ``config``'s model needs them (SOAP for SOAPNet; the DFT forces
+    as ``forces`` [n_atoms, 3] when ``forces``)."""
+    return build_graphs(configs, config.cutoff, soap=config.soap, target=target, progress=progress, forces=forces)
 
 
 def predict(
@@ -124,10 +136,13 @@ def _limit(items: Sequence, settings: TrainSettings) -> list:
     return [items[k] for k in sorted(order)]
 
 
-def _as_graphs(items: Sequence, config: ModelConfig, progress: bool) -> list[Data]:
+def _as_graphs(items: Sequence, config: ModelConfig, progress: bool, forces: bool = False) -> list[Data]:
     items = list(items)
     if items and isinstance(items[0], ase.Atoms):
-        return model_inputs(items, config, progress=progress)
+        return model_inputs(items, config, progress=progress, forces=forces)
+    if forces and items and getattr(items[0], FORCES, None) is None:
+        raise ValueError("force training needs graphs with forces: pass configurations, or graphs built with "
+                         "build_graphs(..., forces=True)")
     return items
 
 
@@ -151,6 +166,7 @@ def fit_energy_model(
     run_info: dict[str, Any] | None = None,
     callbacks: Sequence[Callback] = (),
     baseline_graphs: Sequence[Data] | None = None,
+    force_weight: float = 0.0,
 ) -> FitResult:
     """Train an energy model on DFT energies (the paper's baseline recipe).
 
@@ -168,6 +184,13 @@ def fit_energy_model(
             fitted on (default: all training graphs; label augmentation passes the DFT-labelled
             ones only). A pretrained network keeps its input scaling (see
             :func:`eiplab.training.prepare_for_fit`).
+        force_weight: > 0 trains on energies and forces: loss = energy MSE + ``force_weight`` x
+            per-component force MSE against ``arrays[keys.FORCES_DFT]`` (configs without forces
+            are masked); validation and test report the force MAE (eV/Angstrom) too, and the
+            checkpoint is chosen on the validation loss (energy + forces) unless
+            ``settings.select_on`` names another metric than the default. 0 (the
+            paper's setting) trains on energies exactly as before. Needs a graph network (SOAPNet
+            has no position gradient) and the default energy loss.
 
     Returns:
         A :class:`FitResult`.
@@ -187,8 +210,20 @@ def fit_energy_model(
         net, config = model, model.config
     if net.n_out != 1:
         raise ValueError(f"an energy model needs 1 output, this one has {net.n_out}")
-    train_graphs = _as_graphs(train_set, config, settings.progress)
-    val_graphs = _as_graphs(val_set, config, settings.progress)
+    forces = force_weight > 0
+    metrics_fn = energy_loader_metrics
+    if forces:
+        if config.soap:
+            raise ValueError(f"force_weight={force_weight}: {config.name} reads precomputed SOAP features and has no "
+                             "position gradient; train forces with SchNet, CGCNN or GemNet")
+        if loss_fn is not energy_mse:
+            raise NotImplementedError("force_weight > 0 works with the default energy loss only (not yet with "
+                                      "label augmentation's loss)")
+        loss_fn, metrics_fn = energy_force_loss(force_weight), energy_force_metrics
+        if settings.select_on == VAL_MAE_CONFIG:  # the checkpoint follows what is trained: energies and forces
+            settings = replace(settings, select_on=VAL_LOSS)
+    train_graphs = _as_graphs(train_set, config, settings.progress, forces)
+    val_graphs = _as_graphs(val_set, config, settings.progress, forces)
     prepare_for_fit(net, train_graphs if baseline_graphs is None else list(baseline_graphs), energy_baseline=True)
     baseline = {z: float(net.baseline[z]) for z in sorted(_species(train_graphs))}
     train_loader = make_loader(train_graphs, settings.batch_size, shuffle=True, seed=settings.seed)
@@ -196,6 +231,8 @@ def fit_energy_model(
     info = {RUN_STRATEGY: "baseline", RUN_N_TRAIN: len(train_graphs), RUN_N_VAL: len(val_graphs)}
     info.update(run_info or {})
     info[RUN_BASELINE] = baseline
+    if forces:
+        info[RUN_FORCE_WEIGHT] = force_weight
     result = train(
         net,
         train_loader,
@@ -205,14 +242,13 @@ def fit_energy_model(
         out_dir=out_dir,
         callbacks=callbacks,
         run_info=info,
+        metrics_fn=metrics_fn,
     )
     test_metrics: dict[str, float] = {}
     if test_set:
-        test_graphs = _as_graphs(test_set, config, settings.progress)
+        test_graphs = _as_graphs(test_set, config, settings.progress, forces)
         device = resolve_device(settings.device)
-        values = energy_loader_metrics(
-            result.model, make_loader(test_graphs, settings.batch_size), device
-        )
+        values = metrics_fn(result.model, make_loader(test_graphs, settings.batch_size), device)
         test_metrics = {TEST_PREFIX + k.removeprefix("val_"): v for k, v in values.items()}
         result.record[RUN_METRICS].update(test_metrics)
         result.record[RUN_N_TEST] = len(test_graphs)

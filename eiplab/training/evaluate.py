@@ -11,7 +11,8 @@ from torch import nn
 from torch_geometric.data import Batch
 from torch_geometric.loader import DataLoader
 
-from eiplab.graphs.build import N_ATOMS, Y, n_configs
+from eiplab.graphs.build import FORCES, N_ATOMS, POS, Y, n_configs
+from eiplab.keys import MAE_FORCE
 from eiplab.metrics import energy_metrics
 
 LossFn = Callable[[torch.Tensor, Batch], torch.Tensor]
@@ -22,6 +23,61 @@ def energy_mse(prediction: torch.Tensor, batch: Batch) -> torch.Tensor:
     """MSE (eV^2) between predicted [n_configs, n_out] and target energies ``y``."""
     target = batch[Y].to(prediction.dtype).reshape(prediction.shape)
     return torch.mean((prediction - target) ** 2)
+
+
+def predicted_forces(prediction: torch.Tensor, batch: Batch, create_graph: bool = False) -> torch.Tensor:
+    """Forces of output 0, ``-dE/dpos``, float [n_atoms, 3] (eV/Angstrom); ``batch.pos`` must
+    require grad before the forward pass. ``create_graph`` keeps the graph for a loss on them."""
+    (grad,) = torch.autograd.grad(prediction[:, 0].sum(), batch[POS], create_graph=create_graph)
+    return -grad
+
+
+def energy_force_loss(force_weight: float) -> LossFn:
+    """Energy MSE (eV^2) + ``force_weight`` x per-component force MSE ((eV/Angstrom)^2) over the
+    atoms whose configs have forces (NaN forces are masked). Its ``needs_position_grad`` tells
+    the training loop to make ``pos`` require grad before the forward pass."""
+
+    def loss(prediction: torch.Tensor, batch: Batch) -> torch.Tensor:
+        value = energy_mse(prediction, batch)
+        reference = batch[FORCES].to(prediction.dtype)
+        known = torch.isfinite(reference).all(dim=1)
+        if not bool(known.any()):
+            return value
+        forces = predicted_forces(prediction, batch, create_graph=torch.is_grad_enabled())
+        return value + force_weight * torch.mean((forces[known] - reference[known]) ** 2)
+
+    loss.needs_position_grad = True  # type: ignore[attr-defined]
+    loss.force_weight = force_weight  # type: ignore[attr-defined]
+    return loss
+
+
+def needs_position_grad(loss_fn: LossFn) -> bool:
+    """True for a loss on forces (:func:`energy_force_loss`)."""
+    return bool(getattr(loss_fn, "needs_position_grad", False))
+
+
+def force_loader_metrics(model: nn.Module, loader: Iterable, device: torch.device) -> dict[str, float]:
+    """MAE of the predicted force components against ``forces`` (eV/Angstrom), over the atoms
+    of configs with forces: ``{"val_mae_force": ...}`` (empty when no config has forces)."""
+    model.eval()
+    total, count = 0.0, 0
+    for batch in loader:
+        if getattr(batch, FORCES, None) is None:
+            return {}
+        batch = batch.to(device)
+        batch[POS].requires_grad_(True)
+        with torch.enable_grad():
+            forces = predicted_forces(model(batch), batch).detach()
+        reference = batch[FORCES].to(forces.dtype)
+        known = torch.isfinite(reference).all(dim=1)
+        total += float(torch.abs(forces[known] - reference[known]).sum())
+        count += 3 * int(known.sum())
+    return {"val_" + MAE_FORCE: total / count} if count else {}
+
+
+def energy_force_metrics(model: nn.Module, loader: Iterable, device: torch.device) -> dict[str, float]:
+    """:func:`energy_loader_metrics` plus the force MAE (eV/Angstrom per component)."""
+    return {**energy_loader_metrics(model, loader, device), **force_loader_metrics(model, loader, device)}
 
 
 @torch.no_grad()
@@ -52,14 +108,18 @@ def energy_loader_metrics(
     return {"val_" + name: value for name, value in values.items()}
 
 
-@torch.no_grad()
 def mean_loss(model: nn.Module, loader: Iterable, loss_fn: LossFn, device: torch.device) -> float:
-    """Mean of ``loss_fn`` over the configs of ``loader`` (each batch weighted by its size)."""
+    """Mean of ``loss_fn`` over the configs of ``loader`` (each batch weighted by its size); a
+    loss on forces gets its position gradients (and nothing else is kept)."""
     model.eval()
+    grads = needs_position_grad(loss_fn)
     total, count = 0.0, 0
     for batch in loader:
         batch = batch.to(device)
+        if grads:
+            batch[POS].requires_grad_(True)
         size = n_configs(batch)
-        total += float(loss_fn(model(batch), batch)) * size
+        with torch.set_grad_enabled(grads):
+            total += float(loss_fn(model(batch), batch).detach()) * size
         count += size
     return total / count if count else math.nan

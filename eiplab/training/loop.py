@@ -25,11 +25,11 @@ from torch import nn
 from torch_geometric.loader import DataLoader
 from tqdm.auto import tqdm
 
-from eiplab.graphs.build import n_configs
+from eiplab.graphs.build import POS, n_configs
 from eiplab.models.base import EnergyModel
 from eiplab.models.registry import save_model
 
-from .evaluate import LossFn, MetricsFn, energy_loader_metrics, mean_loss
+from .evaluate import LossFn, MetricsFn, energy_loader_metrics, mean_loss, needs_position_grad
 from .prepare import check_prepared
 from .records import (
     BEST_MODEL_FILE,
@@ -150,8 +150,11 @@ def _train_epoch(model: nn.Module, loader: DataLoader, loss_fn: LossFn, optimize
     """One pass over ``loader``; returns the mean training loss (config-weighted)."""
     model.train()
     total, count = 0.0, 0
+    grads = needs_position_grad(loss_fn)  # a loss on forces differentiates the energy by positions
     for batch in loader:
         batch = batch.to(device)
+        if grads:
+            batch[POS].requires_grad_(True)
         optimizer.zero_grad(set_to_none=True)
         loss = loss_fn(model(batch), batch)
         if not torch.isfinite(loss):

@@ -37,6 +37,7 @@ RUN_GIT = "git_revision"
 RUN_TORCH = "torch_version"
 RUN_WALL_TIME = "wall_time_s"  # seconds, summed over resumed sessions
 RUN_BASELINE = "baseline_ev_per_atom"  # {Z: eV/atom}
+RUN_FORCE_WEIGHT = "force_weight"  # weight of the force MSE in the loss (only when forces are trained)
 RUN_N_TRAIN, RUN_N_VAL, RUN_N_TEST = "n_train", "n_val", "n_test"
 
 CHECKPOINT_FILE = "checkpoint_last.pt"
