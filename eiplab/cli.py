@@ -29,7 +29,7 @@ def _cmd_grid(args) -> int:
         torch.set_num_threads(args.threads)
     study = Study(args.dataset, args.profile, device=args.device, models=args.models, eips=args.eips,
                   alphas=args.alphas, tau=_tau(args.tau), grid_dir=args.grid_dir, seeds=args.seeds,
-                  workers=args.workers, scheduler=args.scheduler, progress=args.progress)
+                  workers=args.workers, scheduler=args.scheduler, progress=args.progress, delta_eip=args.delta_eip)
     options = {"ablations": args.ablations, "confidence": args.confidence}
     if args.plan:
         return _print_plan(study.plan(args.strategies, **options))
@@ -197,7 +197,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--profile", default="cpu", help="quick | demo | cpu | paper")
     g.add_argument("--dataset", default="si-pyxtal")
     g.add_argument("--models", nargs="*", help="default: the profile's models")
-    g.add_argument("--strategies", nargs="*", default=["baseline", "la", "mp", "mp+la"])
+    g.add_argument("--strategies", nargs="*", default=["baseline", "la", "mp", "mp+la"],
+                   help="baseline la mp mp+la (the paper's), delta delta+mp (delta-learning on an EIP)")
+    g.add_argument("--delta-eip", default=None,
+                   help="the EIP delta runs subtract (KIM id); default: the best on each split's TRAIN configs")
     g.add_argument("--ablations", action="store_true", help="also Table 4 (Tukey) and Table 7 (EIP subsets)")
     g.add_argument("--confidence", action="store_true",
                    help="also Table 5: LA retrained on DFT + each confidence group (low/medium/high)")

@@ -67,6 +67,7 @@ class Study:
         seeds: split seeds (default: the profile's).
         workers, scheduler: where fits train (``eiplab.engine``): local Dask workers or a cluster.
         configs: an already loaded dataset instead of ``dataset`` (its ``name`` is used).
+        delta_eip: the EIP delta runs subtract (default: the best on each split's TRAIN configs).
 
     Attributes:
         profile (Profile), configs (ConfigSet), seeds (tuple[int]), splits (list of pd.Series:
@@ -92,6 +93,7 @@ class Study:
         scheduler: str | None = None,
         configs: ConfigSet | None = None,
         progress: bool = False,
+        delta_eip: str | None = None,
     ) -> None:
         self.profile: Profile = get_profile(profile)
         self.configs: ConfigSet = configs if configs is not None else load_dataset(dataset, limit=self.profile.limit)
@@ -105,6 +107,7 @@ class Study:
                                                   progress=progress, alphas=alphas, tau=tau)
         if quantiles is not None:
             self.grid.quantiles = tuple(quantiles)
+        self.grid.delta_eip = delta_eip
         self.grid_dir = Path(grid_dir or cache_dir() / "grid" / f"{self.configs.name}-{self.profile.name}")
         self.store = RunStore(self.grid_dir)
         self.workers, self.scheduler, self.device = workers, scheduler, device

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 TEST_CONFIG = "test_" + keys.MAE_CONFIG  # eV
 TEST_ATOM = "test_" + keys.MAE_ATOM  # eV/atom
-STRATEGY_ORDER = ("baseline", "la", "mp", "mp+la")
+STRATEGY_ORDER = ("baseline", "la", "mp", "mp+la", "delta", "delta+mp")
 MODEL_ORDER = ("soapnet", "schnet", "cgcnn", "gemnet")  # the paper's row order; other models follow
 
 

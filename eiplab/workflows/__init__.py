@@ -7,6 +7,7 @@ from .grid import GridWork, run_grid
 from .inputs import GridData, SplitKey, grid_data
 from .plan import plan_grid, plan_summary
 from .spec import (
+    DELTA_STRATEGIES,
     STRATEGIES,
     GridConfig,
     RunSpec,
@@ -26,7 +27,7 @@ from .steps import (
 from .store import RunStore, load_records, store_of
 
 __all__ = [
-    "STRATEGIES", "GridConfig", "GridData", "GridJob", "GridWork", "RunSpec", "RunStore", "SplitKey", "alphas_tried",
+    "DELTA_STRATEGIES", "STRATEGIES", "GridConfig", "GridData", "GridJob", "GridWork", "RunSpec", "RunStore", "SplitKey", "alphas_tried",
     "dataset_tau", "default_cutoff", "finish_run", "fit_alpha", "grid_data", "grid_from_profile", "grid_jobs",
     "held_out_selection", "load_records", "needed", "plan_grid", "plan_summary", "pool_selection",
     "pretrained_backbone", "run_grid", "specs_for", "store_of",

@@ -111,7 +111,7 @@ def grid_jobs(specs: Sequence[RunSpec], grid: GridConfig, store: RunStore, data:
     for spec in sorted(specs, key=lambda spec: spec.seed):  # stable: grid order within a split
         if spec.strategy in ("la", "mp+la") and spec.group == "all":
             full_run(spec)
-        elif spec.strategy == "mp" and spec.group == "all":
+        elif spec.strategy in ("mp", "delta+mp") and spec.group == "all":
             run(spec, (backbone(spec),))
         else:
             run(spec)

@@ -21,7 +21,7 @@ from ..provenance import fingerprint, fingerprint_pairs
 from ..strategies.experiment import Experiment
 from ..strategies.subsets import rank_eips, subset_of_ranking
 from ..training import TrainSettings
-from .spec import GridConfig, RunSpec
+from .spec import DELTA_STRATEGIES, MP_STRATEGIES, GridConfig, RunSpec
 from .store import RunStore
 
 
@@ -127,8 +127,11 @@ def run_inputs(key: SplitKey, grid: GridConfig, spec: RunSpec) -> dict:
     if "la" in spec.strategy:
         inputs["selection"] = fingerprint(classifier_inputs(key, grid, spec.model, spec.seed))
         inputs["tukey"] = spec.tukey
-    if spec.strategy in ("mp", "mp+la"):
+    if spec.strategy in MP_STRATEGIES:
         inputs["backbone"] = fingerprint(backbone_inputs(key, grid, spec.model))
+    if spec.strategy in DELTA_STRATEGIES:  # the EIP subtracted, aligned on TRAIN
+        inputs["delta_eip"] = grid.delta_eip or "best on train"
+        inputs["align"] = grid.align
     if spec.group != "all":
         inputs["quantiles"] = list(grid.quantiles)
     return inputs

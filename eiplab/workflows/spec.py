@@ -13,7 +13,11 @@ from ..strategies.confidence import CONFIDENCE_GROUPS, DEFAULT_QUANTILES
 from ..strategies.labels import DEFAULT_TAU
 from ..training import TrainSettings
 
-STRATEGIES = ("baseline", "la", "mp", "mp+la")
+STRATEGIES = ("baseline", "la", "mp", "mp+la")  # the paper's (the default grid)
+#: Delta-learning on an EIP (eiplab.strategies.delta), from a fresh network or the MP backbone.
+DELTA_STRATEGIES = ("delta", "delta+mp")
+#: Strategies that start from the MP-pretrained backbone.
+MP_STRATEGIES = ("mp", "mp+la", "delta+mp")
 
 
 @dataclass(frozen=True)
@@ -22,7 +26,8 @@ class RunSpec:
 
     Attributes:
         model: network name ("schnet", ...).
-        strategy: "baseline", "la", "mp" or "mp+la".
+        strategy: "baseline", "la", "mp", "mp+la" (the paper's), "delta" or "delta+mp"
+            (delta-learning on an EIP, fresh or from the MP backbone).
         seed: split seed.
         subset: EIP subset ("all", "best", "worst", "best+worst"; Table 7).
         tukey: Tukey term (True) or plain MSE on EIP labels (Table 4).
@@ -39,6 +44,8 @@ class RunSpec:
     group: str = "all"
 
     def __post_init__(self) -> None:
+        if self.strategy not in (*STRATEGIES, *DELTA_STRATEGIES):
+            raise ValueError(f"unknown strategy {self.strategy!r}; choose from {(*STRATEGIES, *DELTA_STRATEGIES)}")
         if self.group != "all" and self.strategy != "la":
             raise ValueError(f"confidence group {self.group!r} needs strategy 'la', not {self.strategy!r}")
         if self.group not in ("all", *CONFIDENCE_GROUPS):
@@ -70,6 +77,7 @@ class GridConfig:
         align: EIP alignment ("species" or "none").
         quantiles: confidence-group edges of the Table 5 runs (low below the first quantile of
             the selected configs' confidence, high above the second).
+        delta_eip: the EIP delta runs subtract (a KIM id); None: the best on each split's TRAIN.
     """
 
     dataset: str
@@ -80,6 +88,7 @@ class GridConfig:
     align: str = "species"
     quantiles: tuple[float, float] = DEFAULT_QUANTILES
     extra: dict = field(default_factory=dict)
+    delta_eip: str | None = None
 
 
 # METHOD.md: SOAP/graph cutoff 5 Angstrom for Si, 7 Angstrom for Al; other systems use 6 Angstrom

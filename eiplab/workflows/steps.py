@@ -28,12 +28,13 @@ from ..models import EnergyModel, load_model
 from ..strategies.augment import alpha_table, fit_augmented
 from ..strategies.classifier import resolve_tau, select_pool, train_classifier
 from ..strategies.confidence import confidence_groups
+from ..strategies.delta import DELTA_EIP, delta_eip, delta_parts
 from ..strategies.experiment import Experiment
 from ..strategies.pretrain import for_finetuning, pretrain
 from ..strategies.subsets import eip_subset, restrict
 from ..training import BEST_MODEL_FILE, RECORD_FILE, RUN_METRICS, RUN_WALL_TIME, fit_energy_model
 from .inputs import backbone_inputs, classifier_inputs, fit_inputs, run_inputs, split_key
-from .spec import STRATEGIES, GridConfig, RunSpec
+from .spec import DELTA_STRATEGIES, MP_STRATEGIES, STRATEGIES, GridConfig, RunSpec
 from .store import (
     CLASSIFIER_FILE,
     CLASSIFIER_FIT,
@@ -117,7 +118,7 @@ def _run_info(spec: RunSpec, grid: GridConfig) -> dict:
 def _start_network(store: RunStore, spec: RunSpec, exp: Experiment, grid: GridConfig, log: Log):
     """The network a fit of ``spec`` starts from: a fresh ModelConfig, or the MP backbone with a
     fresh 1-output head (seeded with the split)."""
-    if spec.strategy in ("mp", "mp+la"):
+    if spec.strategy in MP_STRATEGIES:
         return for_finetuning(pretrained_backbone(store, spec.model, exp, grid, log=log), seed=spec.seed)
     return grid.model_configs[spec.model]
 
@@ -205,6 +206,14 @@ def finish_run(store: RunStore | str | Path, spec: RunSpec, base: Experiment, gr
                                    model=_start_network(store, spec, exp, grid, log), settings=settings,
                                    out_dir=folder, run_info=_run_info(spec, grid))
             fit_record = fit.record
+        elif spec.strategy in DELTA_STRATEGIES:
+            eip = delta_eip(exp, grid.delta_eip)  # the best on TRAIN unless named
+            parts = delta_parts(exp, eip)
+            fit = fit_energy_model(parts[keys.TRAIN], parts[keys.VAL], parts[keys.TEST],
+                                   model=_start_network(store, spec, exp, grid, log), settings=settings,
+                                   out_dir=folder, run_info={**_run_info(spec, grid), DELTA_EIP: eip})
+            fit_record = fit.record
+            extra[DELTA_EIP] = eip
         elif spec.group != "all":
             selection = pool_selection(store, spec.model, spec.seed, exp, grid, subset=spec.subset, log=log)
             group = confidence_groups(selection, grid.quantiles)
@@ -228,7 +237,7 @@ def finish_run(store: RunStore | str | Path, spec: RunSpec, base: Experiment, gr
                           "n_aug": int(chosen["n_aug"]), "alpha_table": table.reset_index().to_dict(orient="records")})
             extra[RUN_WALL_TIME] = float(table[RUN_WALL_TIME].sum())  # every alpha's fit is part of the run's cost
         else:
-            raise ValueError(f"unknown strategy {spec.strategy!r}; choose from {STRATEGIES}")
+            raise ValueError(f"unknown strategy {spec.strategy!r}; choose from {(*STRATEGIES, *DELTA_STRATEGIES)}")
         if "la" in spec.strategy:
             extra["tau"] = resolve_tau(exp, grid.tau)  # eV/atom, this split's
             extra["tau_setting"] = grid.tau  # as asked: a number or "auto"
