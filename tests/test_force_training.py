@@ -8,7 +8,13 @@ from eiplab import keys
 from eiplab.data import load_dataset
 from eiplab.graphs import make_loader
 from eiplab.models import ModelConfig
-from eiplab.training import TrainSettings, fit_energy_model, force_loader_metrics, model_inputs, resolve_device
+from eiplab.training import (
+    TrainSettings,
+    fit_energy_model,
+    force_loader_metrics,
+    model_inputs,
+    resolve_device,
+)
 
 SMALL = ModelConfig("schnet", width=16, n_layers=2, cutoff=4.0, n_gaussians=16)
 
