@@ -29,7 +29,8 @@ def _cmd_grid(args) -> int:
         torch.set_num_threads(args.threads)
     study = Study(args.dataset, args.profile, device=args.device, models=args.models, eips=args.eips,
                   alphas=args.alphas, tau=_tau(args.tau), grid_dir=args.grid_dir, seeds=args.seeds,
-                  workers=args.workers, scheduler=args.scheduler, progress=args.progress, delta_eip=args.delta_eip)
+                  workers=args.workers, scheduler=args.scheduler, progress=args.progress, delta_eip=args.delta_eip,
+                  selector=args.selector)
     options = {"ablations": args.ablations, "confidence": args.confidence}
     if args.plan:
         return _print_plan(study.plan(args.strategies, **options))
@@ -199,6 +200,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--models", nargs="*", help="default: the profile's models")
     g.add_argument("--strategies", nargs="*", default=["baseline", "la", "mp", "mp+la"],
                    help="baseline la mp mp+la (the paper's), delta delta+mp (delta-learning on an EIP)")
+    g.add_argument("--selector", default="classifier", choices=["classifier", "error-regression"],
+                   help="LA's EIP picker: the paper's K+1-class classifier or a regression of each EIP's error")
     g.add_argument("--delta-eip", default=None,
                    help="the EIP delta runs subtract (KIM id); default: the best on each split's TRAIN configs")
     g.add_argument("--ablations", action="store_true", help="also Table 4 (Tukey) and Table 7 (EIP subsets)")

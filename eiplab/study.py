@@ -68,6 +68,7 @@ class Study:
         workers, scheduler: where fits train (``eiplab.engine``): local Dask workers or a cluster.
         configs: an already loaded dataset instead of ``dataset`` (its ``name`` is used).
         delta_eip: the EIP delta runs subtract (default: the best on each split's TRAIN configs).
+        selector: LA's EIP picker, "classifier" (the paper's) or "error-regression".
 
     Attributes:
         profile (Profile), configs (ConfigSet), seeds (tuple[int]), splits (list of pd.Series:
@@ -94,6 +95,7 @@ class Study:
         configs: ConfigSet | None = None,
         progress: bool = False,
         delta_eip: str | None = None,
+        selector: str = "classifier",
     ) -> None:
         self.profile: Profile = get_profile(profile)
         self.configs: ConfigSet = configs if configs is not None else load_dataset(dataset, limit=self.profile.limit)
@@ -108,6 +110,8 @@ class Study:
         if quantiles is not None:
             self.grid.quantiles = tuple(quantiles)
         self.grid.delta_eip = delta_eip
+        self.grid.selector = selector
+        self.grid.__post_init__()  # checks the selector
         self.grid_dir = Path(grid_dir or cache_dir() / "grid" / f"{self.configs.name}-{self.profile.name}")
         self.store = RunStore(self.grid_dir)
         self.workers, self.scheduler, self.device = workers, scheduler, device

@@ -105,10 +105,14 @@ def train_inputs(settings: TrainSettings) -> dict:
 
 
 def classifier_inputs(key: SplitKey, grid: GridConfig, model: str, seed: int) -> dict:
-    """Inputs of an LA classifier and its pool selection (split ``seed``, the key's EIPs)."""
-    return {"kind": "la-classifier", "dataset": grid.dataset, "split": key.split, "eips": list(key.eips),
-            "align": grid.align, "tau": grid.tau, "model": asdict(grid.model_configs[model]),
-            "train": train_inputs(replace(grid.train, seed=seed))}
+    """Inputs of an LA classifier and its pool selection (split ``seed``, the key's EIPs); the
+    selector is named only when it is not the paper's classifier (older folders stay current)."""
+    inputs = {"kind": "la-classifier", "dataset": grid.dataset, "split": key.split, "eips": list(key.eips),
+              "align": grid.align, "tau": grid.tau, "model": asdict(grid.model_configs[model]),
+              "train": train_inputs(replace(grid.train, seed=seed))}
+    if grid.selector != "classifier":
+        inputs["selector"] = grid.selector
+    return inputs
 
 
 def backbone_inputs(key: SplitKey, grid: GridConfig, model: str) -> dict:

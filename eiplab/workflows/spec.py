@@ -78,6 +78,9 @@ class GridConfig:
         quantiles: confidence-group edges of the Table 5 runs (low below the first quantile of
             the selected configs' confidence, high above the second).
         delta_eip: the EIP delta runs subtract (a KIM id); None: the best on each split's TRAIN.
+        selector: how LA picks an EIP per pool config: "classifier" (the paper's K+1 classes) or
+            "error-regression" (a K-output regression of each EIP's per-atom error,
+            :mod:`eiplab.strategies.error_selector`); both write the same selection table.
     """
 
     dataset: str
@@ -89,6 +92,13 @@ class GridConfig:
     quantiles: tuple[float, float] = DEFAULT_QUANTILES
     extra: dict = field(default_factory=dict)
     delta_eip: str | None = None
+    selector: str = "classifier"
+
+    def __post_init__(self) -> None:
+        from ..strategies.error_selector import SELECTORS
+
+        if self.selector not in SELECTORS:
+            raise ValueError(f"unknown LA selector {self.selector!r}; choose from {SELECTORS}")
 
 
 # METHOD.md: SOAP/graph cutoff 5 Angstrom for Si, 7 Angstrom for Al; other systems use 6 Angstrom

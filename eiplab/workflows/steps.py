@@ -29,6 +29,7 @@ from ..strategies.augment import alpha_table, fit_augmented
 from ..strategies.classifier import resolve_tau, select_pool, train_classifier
 from ..strategies.confidence import confidence_groups
 from ..strategies.delta import DELTA_EIP, delta_eip, delta_parts
+from ..strategies.error_selector import select_by_error, train_error_regressor
 from ..strategies.experiment import Experiment
 from ..strategies.pretrain import for_finetuning, pretrain
 from ..strategies.subsets import eip_subset, restrict
@@ -67,16 +68,24 @@ def pool_selection(store: RunStore | str | Path, model: str, seed: int, exp: Exp
         if store.is_current(folder, inputs, SELECTION_FILE):
             return pd.read_csv(folder / SELECTION_FILE, index_col=keys.CONFIG_ID)
         store.claim(folder, inputs, f"{model} classifier[{subset}] seed {seed}", log, subfolders=(CLASSIFIER_FIT,))
-        log(f"[grid] classifier {model} seed {seed}: {len(exp.model_ids)} EIPs + none")
-        result = train_classifier(exp, grid.model_configs[model], replace(grid.train, seed=seed), tau=grid.tau,
-                                  out_dir=folder / CLASSIFIER_FIT)
-        selection = select_pool(result.model, exp, device=grid.train.device)
-        held_out = select_pool(result.model, exp, device=grid.train.device, part=keys.TEST)
+        settings = replace(grid.train, seed=seed)
+        if grid.selector == "error-regression":
+            log(f"[grid] error regression {model} seed {seed}: {len(exp.model_ids)} EIPs")
+            result = train_error_regressor(exp, grid.model_configs[model], settings, tau=grid.tau,
+                                           out_dir=folder / CLASSIFIER_FIT)
+            selection = select_by_error(result.model, exp, tau=result.tau, device=grid.train.device)
+            held_out = select_by_error(result.model, exp, tau=result.tau, device=grid.train.device, part=keys.TEST)
+        else:
+            log(f"[grid] classifier {model} seed {seed}: {len(exp.model_ids)} EIPs + none")
+            result = train_classifier(exp, grid.model_configs[model], settings, tau=grid.tau,
+                                      out_dir=folder / CLASSIFIER_FIT)
+            selection = select_pool(result.model, exp, device=grid.train.device)
+            held_out = select_pool(result.model, exp, device=grid.train.device, part=keys.TEST)
         write_text_atomic(folder / HELD_OUT_SELECTION_FILE, held_out.to_csv())
         write_text_atomic(folder / CLASSIFIER_FILE, json.dumps({
             "val_accuracy": result.val_accuracy, "train_class_counts": result.class_counts.to_dict(),
             "n_selected": int(selection["selected"].sum()), "n_pool": len(selection), "tau": result.tau,
-            "eips": list(exp.model_ids), "seed": seed}, indent=2))
+            "eips": list(exp.model_ids), "seed": seed, "selector": grid.selector}, indent=2))
         write_text_atomic(folder / SELECTION_FILE, selection.to_csv())  # last: it marks the step finished
         return selection
 
