@@ -110,3 +110,22 @@ def test_short_md_with_the_calculator_stays_finite(tmp_path):
     MaxwellBoltzmannDistribution(atoms, temperature_K=300, rng=np.random.default_rng(0))
     VelocityVerlet(atoms, timestep=0.5 * units.fs).run(5)
     assert np.isfinite(atoms.get_potential_energy()) and np.isfinite(atoms.get_forces()).all()
+
+
+@pytest.mark.parametrize("name", GRAPH_NETWORKS)
+def test_supercell_forces_equal_the_primitive_cells_and_a_dimer_pulls_along_its_axis(name, tmp_path):
+    calc = NNCalculator.from_run(_saved(name, tmp_path), device="cpu")
+    cell = _cell()
+    cell.calc = calc
+    forces = cell.get_forces()
+    big = cell.repeat((2, 1, 1))
+    big.calc = calc
+    assert np.allclose(big.get_forces()[: len(cell)], forces, atol=1e-4)
+    assert np.allclose(big.get_forces()[len(cell):], forces, atol=1e-4)
+    assert big.get_potential_energy() == pytest.approx(2 * cell.get_potential_energy(), rel=1e-5)
+    dimer = Atoms("Si2", positions=[[0, 0, 0], [1.3, 1.1, 0.7]])
+    dimer.calc = calc
+    f = dimer.get_forces()
+    axis = dimer.positions[1] - dimer.positions[0]
+    assert np.allclose(f[0], -f[1], atol=1e-5)
+    assert np.allclose(np.cross(f[0], axis), 0, atol=1e-5), "a pair force acts along the bond"
