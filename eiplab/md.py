@@ -146,7 +146,7 @@ def radial_distribution(frames: list[Atoms], r_max: float = 5.0, bins: int = 100
 def summary(trajectory: Trajectory, label: str) -> dict:
     """One row of numbers for a run: mean temperature, energies, closest pair, drift, physical?"""
     t = trajectory.table
-    return {"run": label, "steps": int(len(t) - 1), "mean T (K)": float(t[TEMPERATURE].mean()),
+    return {"run": label, "time (fs)": float(t[TIME].iloc[-1]), "mean T (K)": float(t[TEMPERATURE].mean()),
             "mean Epot (eV/atom)": float(t[EPOT].mean() / len(trajectory.frames[0])),
             "closest pair (A)": float(t[MIN_DISTANCE].min()),
             "Etot drift (eV/atom/ps)": energy_drift(trajectory), "stayed physical": trajectory.stayed_physical}
