@@ -99,7 +99,10 @@ def check_dataset_eips(installed: Sequence[str], use_discovery: bool) -> list[Ch
             if not spec.is_kim or spec.model_id in installed:
                 continue
             found = by_stem.get(re.sub(r"_\d{3}$", "", spec.model_id))
-            (other.append(f"{spec.name}: {found}") if found else missing.append(spec.model_id))
+            if found:
+                other.append(f"{spec.name}: {found}")
+            else:
+                missing.append(spec.model_id)
         detail = f"{len(models_for(system)) - len(missing)}/{len(models_for(system))} Table 2 EIPs installed"
         if other:
             detail += f" (another version: {'; '.join(other)})"

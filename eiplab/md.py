@@ -24,6 +24,8 @@ from ase.optimize import FIRE
 
 #: Columns of an MD table.
 TIME, EPOT, EKIN, ETOT, TEMPERATURE, MIN_DISTANCE = "time_fs", "epot_eV", "ekin_eV", "etot_eV", "T_K", "min_distance_A"
+#: Closest pair distance (Angstrom) below which a run counts as unphysical (atoms collapsing).
+PHYSICAL_MIN_DISTANCE = 1.5
 
 
 @dataclass
@@ -39,9 +41,6 @@ class Trajectory:
         """No non-finite energy and no pair closer than ``PHYSICAL_MIN_DISTANCE``."""
         return bool(np.isfinite(self.table[ETOT]).all() and (self.table[MIN_DISTANCE] >= PHYSICAL_MIN_DISTANCE).all())
 
-
-#: Closest pair distance (Angstrom) below which a run counts as unphysical (atoms collapsing).
-PHYSICAL_MIN_DISTANCE = 1.5
 
 
 def eip_calculator(model_id: str) -> Calculator:

@@ -10,7 +10,7 @@ and exposes the steps on top of them::
     study = Study("si-pyxtal", profile="demo")      # device="auto", workers=1
     study.table2()                                  # Table 2: EIPs against DFT, eV and eV/atom
     runs = study.run(["baseline", "la", "mp"])      # the strategy grid (resumable), one row per run
-    study.table3(runs)                              # Table 3: mean (sample std) over the splits
+    results.table3(runs)                            # Table 3 (eiplab.analysis.results): mean (sample std)
     study.selection("soapnet", seed=0)              # the LA classifier's picks on the pool
 
 Everything below it (``eiplab.data``, ``eiplab.eips``, ``eiplab.workflows``, ...) stays usable
@@ -20,6 +20,7 @@ on its own; the study only saves the set-up sequence that was otherwise copied e
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -107,11 +108,9 @@ class Study:
         self.short_names: dict[str, str] = {i: known[i].name if i in known else i for i in self.eip_ids}
         self.grid: GridConfig = grid_from_profile(self.profile.name, self.configs, models=models, device=device,
                                                   progress=progress, alphas=alphas, tau=tau)
-        if quantiles is not None:
-            self.grid.quantiles = tuple(quantiles)
-        self.grid.delta_eip = delta_eip
-        self.grid.selector = selector
-        self.grid.__post_init__()  # checks the selector
+        # replace() re-runs GridConfig's checks (the selector name)
+        self.grid = replace(self.grid, delta_eip=delta_eip, selector=selector,
+                            quantiles=tuple(quantiles) if quantiles is not None else self.grid.quantiles)
         self.grid_dir = Path(grid_dir or cache_dir() / "grid" / f"{self.configs.name}-{self.profile.name}")
         self.store = RunStore(self.grid_dir)
         self.workers, self.scheduler, self.device = workers, scheduler, device
