@@ -30,7 +30,7 @@ def _cmd_grid(args) -> int:
     study = Study(args.dataset, args.profile, device=args.device, models=args.models, eips=args.eips,
                   alphas=args.alphas, tau=_tau(args.tau), grid_dir=args.grid_dir, seeds=args.seeds,
                   workers=args.workers, scheduler=args.scheduler, progress=args.progress, delta_eip=args.delta_eip,
-                  selector=args.selector)
+                  selector=args.selector, force_weight=args.force_weight, eip_forces=args.eip_forces)
     options = {"ablations": args.ablations, "confidence": args.confidence}
     if args.plan:
         return _print_plan(study.plan(args.strategies, **options))
@@ -204,6 +204,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="LA's EIP picker: the paper's K+1-class classifier or a regression of each EIP's error")
     g.add_argument("--delta-eip", default=None,
                    help="the EIP delta runs subtract (KIM id); default: the best on each split's TRAIN configs")
+    g.add_argument("--force-weight", type=float, default=0.0,
+                   help="> 0: train every DFT fit on forces too (loss = energy MSE + w x force MSE; graph networks)")
+    g.add_argument("--eip-forces", action="store_true",
+                   help="with --force-weight: MP pretrains on the EIPs' forces and LA uses the selected EIP's forces")
     g.add_argument("--ablations", action="store_true", help="also Table 4 (Tukey) and Table 7 (EIP subsets)")
     g.add_argument("--confidence", action="store_true",
                    help="also Table 5: LA retrained on DFT + each confidence group (low/medium/high)")

@@ -8,6 +8,7 @@ Nothing else in the package spells these strings.
 CONFIG_ID = "config_id"  # str; stable id, survives reordering (split files and caches use it)
 ENERGY_DFT = "energy_dft"  # float, eV; total DFT energy (missing when unlabelled)
 ENERGY_EIP = "energy_eip"  # dict[str, float], eV; total energy per EIP model id (NaN = failed)
+FORCES_EIP = "forces_eip"  # dict[str, float [n_atoms, 3] | None], eV/Angstrom; forces per EIP (None = failed)
 PHASE = "phase"  # str; e.g. "bulk", "liquid", "cluster", "random-crystal"
 SOURCE = "source"  # str; where the configuration came from (dataset/file)
 

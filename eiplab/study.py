@@ -70,6 +70,8 @@ class Study:
         configs: an already loaded dataset instead of ``dataset`` (its ``name`` is used).
         delta_eip: the EIP delta runs subtract (default: the best on each split's TRAIN configs).
         selector: LA's EIP picker, "classifier" (the paper's) or "error-regression".
+        force_weight: > 0 trains on DFT forces too (graph networks; see ``GridConfig``).
+        eip_forces: MP and LA use the EIPs' forces as well (needs ``force_weight`` > 0).
 
     Attributes:
         profile (Profile), configs (ConfigSet), seeds (tuple[int]), splits (list of pd.Series:
@@ -97,6 +99,8 @@ class Study:
         progress: bool = False,
         delta_eip: str | None = None,
         selector: str = "classifier",
+        force_weight: float = 0.0,
+        eip_forces: bool = False,
     ) -> None:
         self.profile: Profile = get_profile(profile)
         self.configs: ConfigSet = configs if configs is not None else load_dataset(dataset, limit=self.profile.limit)
@@ -109,7 +113,8 @@ class Study:
         self.grid: GridConfig = grid_from_profile(self.profile.name, self.configs, models=models, device=device,
                                                   progress=progress, alphas=alphas, tau=tau)
         # replace() re-runs GridConfig's checks (the selector name)
-        self.grid = replace(self.grid, delta_eip=delta_eip, selector=selector,
+        self.grid = replace(self.grid, delta_eip=delta_eip, selector=selector, force_weight=float(force_weight),
+                            eip_forces=eip_forces,
                             quantiles=tuple(quantiles) if quantiles is not None else self.grid.quantiles)
         self.grid_dir = Path(grid_dir or cache_dir() / "grid" / f"{self.configs.name}-{self.profile.name}")
         self.store = RunStore(self.grid_dir)

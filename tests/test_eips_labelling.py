@@ -243,11 +243,11 @@ def test_keyboard_interrupt_keeps_finished_chunks(tmp_path, slow_calc, monkeypat
     real = labelling._label_chunk
     calls = {"n": 0}
 
-    def interrupted(spec, items):
+    def interrupted(spec, items, forces=False):
         calls["n"] += 1
         if calls["n"] == 3:
             raise KeyboardInterrupt
-        return real(spec, items)
+        return real(spec, items, forces)
 
     monkeypatch.setattr(labelling, "_label_chunk", interrupted)
     configs = si_configs(20)
@@ -325,3 +325,52 @@ def test_duplicate_config_ids_refused(tmp_path, slow_calc):
     configs[1].info[keys.CONFIG_ID] = configs[0].info[keys.CONFIG_ID]
     with pytest.raises(ValueError, match="not unique"):
         label_dataset(configs, [model_id], cache_dir=tmp_path, progress=False)
+
+
+def test_forces_are_labelled_cached_and_match_the_model(tmp_path):
+    """label_dataset(forces=True) caches each EIP's forces; they equal ASE-KIM's forces."""
+    from ase.calculators.kim import KIM
+
+    from eiplab.eips import eip_forces
+
+    configs = si_configs(6, seed=3)
+    table = label_dataset(configs, [SW], cache_dir=tmp_path / "c", chunk_size=4, progress=False, forces=True)
+    assert table.attrs["n_evaluated"][SW] == 6
+    calc = KIM(SW)
+    for atoms in configs:
+        probe = atoms.copy()
+        probe.calc = calc
+        np.testing.assert_allclose(eip_forces(atoms, SW), probe.get_forces(), atol=1e-8)
+    again = [a.copy() for a in configs]
+    for a in again:
+        a.info = {keys.CONFIG_ID: a.info[keys.CONFIG_ID]}
+    table2 = label_dataset(again, [SW], cache_dir=tmp_path / "c", progress=False, forces=True)
+    assert table2.attrs["n_evaluated"][SW] == 0  # energies and forces from the cache
+    for a, b in zip(configs, again, strict=True):
+        np.testing.assert_array_equal(eip_forces(a, SW), eip_forces(b, SW))
+    with pytest.raises(KeyError, match="forces=True"):
+        eip_forces(si_configs(1)[0], SW)
+
+
+def test_format_1_cache_is_migrated_and_a_newer_format_refused(tmp_path):
+    """An energy-only (format 1) chunk is reused for energies; asking for forces evaluates those
+    configs once more (and only those); a chunk of an unknown newer format is a clear error."""
+    from eiplab.eips.cache import CacheFormatError
+
+    configs = si_configs(5, seed=4)
+    ref = label_dataset(configs, [SW], cache_dir=tmp_path / "ref", progress=False)
+    cache = LabelCache(tmp_path / "old")
+    folder = cache.model_dir(SW)
+    folder.mkdir(parents=True)
+    entries = [[config_hash(a), float(e), None] for a, e in zip(configs[:3], ref[SW], strict=False)]
+    (folder / "chunk-old.json").write_text(json.dumps({"format": 1, "model_id": SW, "entries": entries}))
+    energies = label_dataset(configs, [SW], cache_dir=tmp_path / "old", progress=False)
+    assert energies.attrs["n_evaluated"][SW] == 2  # the three format-1 entries reused
+    pd.testing.assert_frame_equal(energies, ref, check_exact=False, rtol=1e-12)
+    with_forces = label_dataset(configs, [SW], cache_dir=tmp_path / "old", progress=False, forces=True)
+    assert with_forces.attrs["n_evaluated"][SW] == 5  # forces were never computed for any
+    assert label_dataset(configs, [SW], cache_dir=tmp_path / "old", progress=False,
+                         forces=True).attrs["n_evaluated"][SW] == 0
+    (folder / "chunk-new.json").write_text(json.dumps({"format": 99, "model_id": SW, "entries": []}))
+    with pytest.raises(CacheFormatError, match="format 99.*update eiplab"):
+        label_dataset(configs, [SW], cache_dir=tmp_path / "old", progress=False)

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 
 TEST_CONFIG = "test_" + keys.MAE_CONFIG  # eV
 TEST_ATOM = "test_" + keys.MAE_ATOM  # eV/atom
+TEST_FORCE = "test_" + keys.MAE_FORCE  # eV/Angstrom per force component (force-trained runs)
 STRATEGY_ORDER = ("baseline", "la", "mp", "mp+la", "delta", "delta+mp")
 MODEL_ORDER = ("soapnet", "schnet", "cgcnn", "gemnet")  # the paper's row order; other models follow
 
@@ -25,13 +26,17 @@ def _model_rank(model: str) -> int:
 
 
 def table3(results: pd.DataFrame, decimals: int = 4) -> pd.DataFrame:
-    """Table 3: rows (model, strategy), columns Config (eV) and Atom (eV/atom) as mean (std) over splits."""
+    """Table 3: rows (model, strategy), columns Config (eV) and Atom (eV/atom) as mean (std) over
+    splits, plus Force (eV/A, MAE per component) when the runs were trained on forces."""
     df = results[results["tag"].isin(STRATEGY_ORDER)].copy()
     df["order"] = df["tag"].map(STRATEGY_ORDER.index)
     df["model_rank"] = df["model"].map(_model_rank)
     df = df.sort_values(["model_rank", "model", "order", "seed"])
-    table = mean_std_table(df, ["model", "tag"], [TEST_CONFIG, TEST_ATOM], decimals)
-    table.columns = ["Config (eV)", "Atom (eV/atom)"]
+    columns = [TEST_CONFIG, TEST_ATOM]
+    if TEST_FORCE in df.columns and df[TEST_FORCE].notna().any():
+        columns.append(TEST_FORCE)
+    table = mean_std_table(df, ["model", "tag"], columns, decimals)
+    table.columns = ["Config (eV)", "Atom (eV/atom)", "Force (eV/A)"][: len(columns)]
     table.index.names = ["model", "strategy"]
     return table
 

@@ -25,7 +25,7 @@ from .errors import (
 )
 from .evaluate import Evaluation, evaluate, evaluate_detailed, load_model
 from .kim import KIMModel
-from .labelling import failures_table, label_dataset
+from .labelling import eip_forces, failures_table, label_dataset
 from .registry import (
     TMOD_ID,
     EIPSpec,
@@ -70,6 +70,7 @@ __all__ = [
     "eip_energies",
     "evaluate",
     "evaluate_detailed",
+    "eip_forces",
     "failures_table",
     "fit_offsets",
     "label_dataset",

@@ -1,8 +1,15 @@
-"""On-disk cache of EIP energies, keyed by a configuration's content hash and the model id.
+"""On-disk cache of EIP energies (and forces), keyed by a configuration's content hash and the model id.
 
 Layout: ``<cache_dir>/<model_id>/chunk-<digest>.json``, each file one finished chunk::
 
-    {"format": 1, "model_id": "...", "entries": [[config_hash, energy_eV_or_null, reason_or_null], ...]}
+    {"format": 2, "model_id": "...",
+     "entries": [[config_hash, energy_eV_or_null, reason_or_null, forces_or_null], ...]}
+
+``forces`` is the flat list of the config's forces (eV/Angstrom, row-major [n_atoms, 3]) when
+they were asked for, else null. Format 1 (eiplab before forces: three fields per entry, energies
+only) is read as format 2 without forces -- those configs' energies are reused and their forces
+computed when first asked for; a newer format is refused with a clear error (update eiplab or
+use another cache folder).
 
 A chunk is written to a temporary file in the same folder and renamed over its final name
 (``os.replace``, atomic on POSIX), so a reader sees a whole chunk or none: a killed process
@@ -28,12 +35,23 @@ from ..data.hashing import config_hash
 
 log = logging.getLogger(__name__)
 
-FORMAT = 1
-__all__ = ["FORMAT", "LabelCache", "config_hash"]
+FORMAT = 2
+READABLE_FORMATS = (1, 2)  # 1: energies only (three fields per entry)
+__all__ = ["FORMAT", "CacheFormatError", "LabelCache", "config_hash"]
 
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]")
 
-Entry = tuple[float, str | None]  # (energy eV or NaN, failure reason or None)
+#: (energy eV or NaN, failure reason or None, forces [n_atoms, 3] eV/Angstrom or None)
+Entry = tuple[float, str | None, np.ndarray | None]
+Row = tuple  # (config hash, energy eV or NaN, reason or None[, forces [n_atoms, 3] or None])
+
+
+class CacheFormatError(ValueError):
+    """A cache chunk written by a newer eiplab (format unknown to this one)."""
+
+
+def _forces(value: object) -> np.ndarray | None:
+    return None if value is None else np.asarray(value, dtype=float).reshape(-1, 3)
 
 
 class LabelCache:
@@ -52,31 +70,48 @@ class LabelCache:
         return sorted(d.glob("chunk-*.json")) if d.is_dir() else []
 
     def load(self, model_id: str) -> dict[str, Entry]:
-        """All cached entries of one model: config hash -> (energy eV or NaN, reason or None)."""
+        """All cached entries of one model: config hash -> (energy eV or NaN, reason or None,
+        forces [n_atoms, 3] eV/Angstrom or None). An entry with forces wins over one without.
+
+        Raises:
+            CacheFormatError: a chunk of a format this eiplab does not know (a newer one).
+        """
         out: dict[str, Entry] = {}
         for path in self.chunk_files(model_id):
             try:
                 with open(path, encoding="utf-8") as f:
                     doc = json.load(f)
-                if doc.get("format") != FORMAT or doc.get("model_id") != model_id:
+                version = doc.get("format")
+                if isinstance(version, int) and version > FORMAT:
+                    raise CacheFormatError(
+                        f"EIP label cache {path} has format {version}, newer than this eiplab's {FORMAT}: "
+                        f"update eiplab, or label into another cache folder")
+                if version not in READABLE_FORMATS or doc.get("model_id") != model_id:
                     raise ValueError("unexpected format or model id")
                 entries = [
-                    (str(h), float("nan") if e is None else float(e), r)
-                    for h, e, r in doc["entries"]
+                    (str(row[0]), float("nan") if row[1] is None else float(row[1]),
+                     None if row[2] is None else str(row[2]), _forces(row[3]) if len(row) > 3 else None)
+                    for row in doc["entries"]
                 ]
-            except (OSError, ValueError, KeyError, TypeError) as e:
+            except CacheFormatError:
+                raise
+            except (OSError, ValueError, KeyError, TypeError, IndexError) as e:
                 log.warning("ignoring unreadable cache file %s (%s)", path, e)
                 continue
-            for h, e, r in entries:
-                out[h] = (e, None if r is None else str(r))
+            for h, e, r, f in entries:
+                if h not in out or (f is not None and out[h][2] is None):
+                    out[h] = (e, r, f)
         return out
 
-    def write_chunk(self, model_id: str, entries: Iterable[tuple[str, float, str | None]]) -> Path:
+    def write_chunk(self, model_id: str, entries: Iterable[Row]) -> Path:
         """Write one finished chunk atomically; returns its path.
 
-        ``entries``: (config hash, energy eV or NaN, failure reason or None).
+        ``entries``: (config hash, energy eV or NaN, failure reason or None[, forces
+        [n_atoms, 3] eV/Angstrom or None]).
         """
-        rows = [[h, None if not np.isfinite(e) else float(e), r] for h, e, r in entries]
+        rows = [[r[0], None if not np.isfinite(r[1]) else float(r[1]), r[2],
+                 None if len(r) < 4 or r[3] is None else np.asarray(r[3], dtype=float).ravel().tolist()]
+                for r in entries]
         digest = hashlib.blake2b(
             "".join(sorted(r[0] for r in rows)).encode(), digest_size=10
         ).hexdigest()

@@ -1,4 +1,4 @@
-"""Label a dataset with EIP energies: cached, resumable, parallel on the engine (Dask)."""
+"""Label a dataset with EIP energies (and forces): cached, resumable, parallel on the engine (Dask)."""
 
 from __future__ import annotations
 
@@ -42,18 +42,22 @@ def _model(spec: EIPSpec) -> EIPModel:
     return model
 
 
+Row = tuple[str, float, str | None, np.ndarray | None]
+
+
 def _label_chunk(
-    spec: EIPSpec, items: Sequence[tuple[str, Atoms | ConfigArrays]]
-) -> list[tuple[str, float, str | None]]:
-    """Evaluate one chunk: (config hash, energy eV or NaN, failure reason or None) per item."""
+    spec: EIPSpec, items: Sequence[tuple[str, Atoms | ConfigArrays]], forces: bool = False
+) -> list[Row]:
+    """Evaluate one chunk: (config hash, energy eV or NaN, failure reason or None, forces
+    [n_atoms, 3] eV/Angstrom or None) per item."""
     model = _model(spec)
     out = []
     for h, atoms in items:
         try:
-            e, _, reason = evaluate_one(model, atoms)
+            e, f, reason = evaluate_one(model, atoms, forces)
         except SpeciesNotSupportedError as err:  # checked up front; kept for safety
-            e, reason = float("nan"), str(err)
-        out.append((h, e, reason))
+            e, f, reason = float("nan"), None, str(err)
+        out.append((h, e, reason, f))
     return out
 
 
@@ -90,9 +94,15 @@ class _Packed:
         ]
 
 
-def _label_packed(spec: EIPSpec, packed: _Packed) -> list[tuple[str, float, str | None]]:
+def _label_packed(spec: EIPSpec, packed: _Packed, forces: bool = False) -> list[Row]:
     """Worker entry point: unpack a chunk and label it."""
-    return _label_chunk(spec, packed.items())
+    return _label_chunk(spec, packed.items(), forces)
+
+
+def _needs_work(entry: tuple | None, forces: bool) -> bool:
+    """A config must be (re)evaluated: not cached, or its forces are asked for and were never
+    computed (an energy-only entry, e.g. from a format-1 cache; a failed one is not retried)."""
+    return entry is None or (forces and entry[2] is None and entry[1] is None)
 
 
 def check_species(configs: Sequence[Atoms], model: EIPModel) -> None:
@@ -134,10 +144,13 @@ def label_dataset(
     chunk_size: int = CHUNK_SIZE,
     scheduler: str | None = None,
     client: object = None,
+    forces: bool = False,
 ) -> pd.DataFrame:
     """Total energies (eV) of every config under every EIP, cached on disk and resumable.
 
-    Energies are also written to ``atoms.info[keys.ENERGY_EIP][model_id]`` (NaN = failed).
+    Energies are also written to ``atoms.info[keys.ENERGY_EIP][model_id]`` (NaN = failed), and
+    with ``forces`` each EIP's forces to ``atoms.info[keys.FORCES_EIP][model_id]`` ([n_atoms, 3]
+    eV/Angstrom; None where the EIP failed; read them with :func:`eip_forces`).
     Configurations are cached by content hash (:func:`config_hash`) per model, in chunks of
     ``chunk_size`` written atomically: a rerun evaluates only what no finished chunk holds, and
     an interrupted run (Ctrl-C, SIGKILL) loses at most the chunks in progress.
@@ -155,6 +168,9 @@ def label_dataset(
             that per-job overhead stays small.
         scheduler, client: an existing Dask cluster (address or scheduler file) or client instead
             of local workers (see :mod:`eiplab.engine`).
+        forces: also compute (and cache) each EIP's forces; cached energy-only entries (an
+            earlier call without forces, or a format-1 cache) are evaluated again for their
+            forces, nothing else is.
 
     Returns:
         DataFrame indexed by config id (``keys.CONFIG_ID``), one float column per model, eV.
@@ -188,7 +204,7 @@ def label_dataset(
     tasks: list[tuple[EIPSpec, list[tuple[str, Atoms]]]] = []
     remote = n_jobs > 1 or scheduler is not None or client is not None
     for spec in specs:
-        todo = [h for h in first_of if h not in cached[spec.model_id]]
+        todo = [h for h in first_of if _needs_work(cached[spec.model_id].get(h), forces)]
         if remote:  # a few chunks per worker: the engine costs ~10 ms a job
             chunk_size = min(max(chunk_size, -(-len(todo) // (4 * max(n_jobs, 1)))), MAX_PARALLEL_CHUNK)
         for s in range(0, len(todo), chunk_size):
@@ -203,15 +219,15 @@ def label_dataset(
         total=n_todo, disable=not progress or n_todo == 0, desc="EIP labels", unit="config"
     ) as bar:
 
-        def finish(spec: EIPSpec, rows: list[tuple[str, float, str | None]]) -> None:
+        def finish(spec: EIPSpec, rows: list[Row]) -> None:
             cache.write_chunk(spec.model_id, rows)
-            for h, e, r in rows:
-                cached[spec.model_id][h] = (e, r)
+            for h, e, r, f in rows:
+                cached[spec.model_id][h] = (e, r, f)
             n_evaluated[spec.model_id] += len(rows)
             bar.update(len(rows))
 
         if tasks:
-            jobs = [Job(f"{spec.model_id} chunk {k}", _label_packed, (spec, _Packed.of(items)))
+            jobs = [Job(f"{spec.model_id} chunk {k}", _label_packed, (spec, _Packed.of(items), forces))
                     for k, (spec, items) in enumerate(tasks)]
             spec_of = {job.name: spec for job, (spec, _) in zip(jobs, tasks, strict=True)}
             run_jobs(jobs, lambda job, rows: finish(spec_of[job.name], rows), workers=n_jobs, scheduler=scheduler,
@@ -237,9 +253,26 @@ def label_dataset(
     for atoms, row in zip(configs, values, strict=True):
         labels = atoms.info.setdefault(keys.ENERGY_EIP, {})
         labels.update({m: float(e) for m, e in zip(resolved, row, strict=True)})
+    if forces:
+        for atoms, h in zip(configs, hashes, strict=True):
+            atoms.info.setdefault(keys.FORCES_EIP, {}).update({m: cached[m][h][2] for m in resolved})
     table.attrs["failures"] = failures
     table.attrs["n_evaluated"] = n_evaluated
     return table
+
+
+def eip_forces(atoms: Atoms, model_id: str) -> np.ndarray | None:
+    """Forces of one EIP on one config, [n_atoms, 3] eV/Angstrom (None where the EIP failed).
+
+    Raises:
+        KeyError: the config was not labelled with this EIP's forces (``label_dataset(...,
+            forces=True)``), naming the config and the model.
+    """
+    stored = atoms.info.get(keys.FORCES_EIP, {})
+    if model_id not in stored:
+        raise KeyError(f"config {config_label(atoms, -1)} has no forces of EIP {model_id}: label with "
+                       "label_dataset(..., forces=True) first")
+    return stored[model_id]
 
 
 def failures_table(table: pd.DataFrame) -> pd.DataFrame:

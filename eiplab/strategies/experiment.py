@@ -51,11 +51,13 @@ class Experiment:
 
 
 def label_with_eips(
-    configs: ConfigSet, model_ids: Sequence[str], n_jobs: int = 1, cache: str | Path | None = None, progress: bool = True
+    configs: ConfigSet, model_ids: Sequence[str], n_jobs: int = 1, cache: str | Path | None = None, progress: bool = True,
+    forces: bool = False,
 ) -> pd.DataFrame:
-    """EIP energies of every config (cached under ``cache`` or eiplab's cache folder), eV."""
+    """EIP energies of every config (cached under ``cache`` or eiplab's cache folder), eV; with
+    ``forces`` each EIP's forces too (in ``atoms.info[keys.FORCES_EIP]``, see :func:`label_dataset`)."""
     folder = Path(cache) if cache is not None else cache_dir() / "eip"
-    return label_dataset(configs, list(model_ids), cache_dir=folder, n_jobs=n_jobs, progress=progress)
+    return label_dataset(configs, list(model_ids), cache_dir=folder, n_jobs=n_jobs, progress=progress, forces=forces)
 
 
 def prepare_experiment(

@@ -6,6 +6,15 @@ of E_k over the valid pool configs and sigma_k the std of the remainder. This re
 per-species shift, so the species alignment (which needs DFT) cancels exactly: pretraining
 uses no DFT at all, and one pretrained backbone serves every split. Invalid entries (NaN, inf,
 |E_k/N| > ``max_abs_per_atom``) are masked out of the MSE.
+
+With ``force_weight > 0`` the heads also learn the EIPs' forces, standardised like the energies
+(F_k / sigma_k, so that output k's position gradient is matched): loss = masked energy MSE +
+``force_weight`` x per-component force MSE over the valid (atom, EIP) pairs. Decision (the
+cheaper equivalent of K backward passes): one backward pass of the random projection
+sum_k w_k t_k with independent random signs w_k = +-1 per (config, EIP) and step. Since
+E[(sum_k w_k d_k)^2] = sum_k d_k^2 for such signs, the projected squared force residual is an
+unbiased estimate of the per-head force MSE (pinned by a test), at the cost of one backward
+pass instead of K (K = 8-13 EIPs here); the noise it adds to the gradient averages out over steps.
 """
 
 from __future__ import annotations
@@ -20,9 +29,9 @@ import torch
 from torch_geometric.data import Batch
 
 from ..data import ConfigSet
-from ..eips import species_counts
+from ..eips import eip_forces, species_counts
 from ..graphs import make_loader
-from ..graphs.build import Y
+from ..graphs.build import BATCH, POS, Y
 from ..models import EnergyModel, ModelConfig, build_model, replace_head
 from ..training import (
     MetricsFn,
@@ -34,6 +43,7 @@ from ..training import (
 )
 
 MASK = "target_mask"  # bool [1, K] per graph: which EIP targets are valid
+EIP_FORCES = "eip_forces"  # float [n_atoms, K, 3] per graph: standardised EIP forces F_k / sigma_k (NaN = none)
 MAX_ABS_PER_ATOM = 200.0  # eV/atom; larger |E_k/N| is treated as a failed evaluation
 
 
@@ -98,13 +108,78 @@ def masked_mse(prediction: torch.Tensor, batch: Batch) -> torch.Tensor:
     return (diff**2).sum() / mask.sum().clamp_min(1)
 
 
-def _mtl_graphs(configs: ConfigSet, energies: pd.DataFrame, scaler: TargetScaler, config: ModelConfig):
+@dataclass(frozen=True)
+class MultiTaskForceLoss:
+    """Masked energy MSE + ``force_weight`` x the projected per-head force MSE (module docstring).
+
+    Graphs carry ``eip_forces`` [n_atoms, K, 3] (standardised; NaN where an EIP has no forces or
+    its energy is masked); ``batch.pos`` must require grad (``needs_position_grad``).
+    """
+
+    force_weight: float
+    needs_position_grad: bool = True
+
+    def __call__(self, prediction: torch.Tensor, batch: Batch) -> torch.Tensor:
+        value = masked_mse(prediction, batch)
+        reference = batch[EIP_FORCES].to(prediction.dtype)  # [n_atoms, K, 3]
+        atom_config = batch[BATCH] if getattr(batch, BATCH, None) is not None else torch.zeros(
+            reference.shape[0], dtype=torch.long, device=reference.device)
+        missing = (~torch.isfinite(reference).all(dim=2)).to(prediction.dtype)  # [n_atoms, K]
+        bad = torch.zeros_like(prediction).index_add_(0, atom_config, missing)  # [n_configs, K]
+        valid = bad == 0
+        if not bool(valid.any()):
+            return value
+        signs = torch.randint(0, 2, prediction.shape, device=prediction.device).to(prediction.dtype) * 2 - 1
+        w = torch.where(valid, signs, torch.zeros_like(signs))  # [n_configs, K]
+        (grad,) = torch.autograd.grad((w * prediction).sum(), batch[POS], create_graph=torch.is_grad_enabled())
+        w_atom = w[atom_config]  # [n_atoms, K]
+        target = (w_atom.unsqueeze(2) * torch.nan_to_num(reference)).sum(1)  # [n_atoms, 3]
+        n_pairs = (valid.to(prediction.dtype)[atom_config]).sum()  # valid (atom, EIP) pairs
+        force_mse = ((-grad - target) ** 2).sum() / (3 * n_pairs)
+        return value + self.force_weight * force_mse
+
+
+def per_head_force_mse(model: EnergyModel, batch: Batch) -> torch.Tensor:
+    """The exact per-component force MSE over valid (atom, EIP) pairs with one backward pass per
+    head (what :class:`MultiTaskForceLoss` estimates; for tests and checks)."""
+    batch[POS].requires_grad_(True)
+    prediction = model(batch)
+    reference = batch[EIP_FORCES].to(prediction.dtype)
+    total, count = prediction.new_zeros(()), 0
+    for k in range(prediction.shape[1]):
+        (grad,) = torch.autograd.grad(prediction[:, k].sum(), batch[POS], retain_graph=True)
+        ok = torch.isfinite(reference[:, k]).all(dim=1)
+        total = total + ((-grad[ok] - reference[ok, k]) ** 2).sum()
+        count += 3 * int(ok.sum())
+    return total / max(count, 1)
+
+
+def _mtl_graphs(configs: ConfigSet, energies: pd.DataFrame, scaler: TargetScaler, config: ModelConfig,
+                forces: bool = False):
     graphs = model_inputs(configs, config, target=None, progress=False)
     t, mask = scaler.transform(configs, energies.loc[configs.ids])
     for g, ti, mi in zip(graphs, t, mask, strict=True):
         g[Y] = torch.tensor(ti, dtype=torch.get_default_dtype()).reshape(1, -1)
         g[MASK] = torch.tensor(mi).reshape(1, -1)
+    if forces:
+        for g, atoms, mi in zip(graphs, configs, mask, strict=True):
+            g[EIP_FORCES] = torch.as_tensor(standardised_forces(atoms, scaler, mi), dtype=g[POS].dtype)
     return graphs
+
+
+def standardised_forces(atoms, scaler: TargetScaler, valid: np.ndarray) -> np.ndarray:
+    """The EIPs' forces on one config divided by each EIP's scale, [n_atoms, K, 3] (1/Angstrom
+    in target units); NaN where the EIP failed or its energy is masked (``valid`` [K]).
+
+    Raises:
+        KeyError: the config was not labelled with forces (``label_dataset(..., forces=True)``).
+    """
+    out = np.full((len(atoms), len(scaler.model_ids), 3), np.nan)
+    for k, m in enumerate(scaler.model_ids):
+        f = eip_forces(atoms, m)
+        if f is not None and valid[k]:
+            out[:, k] = np.asarray(f, dtype=float) / scaler.sigma[k]
+    return out
 
 
 def eip_mae_metrics(scaler: TargetScaler) -> MetricsFn:
@@ -153,11 +228,14 @@ def pretrain(
     *,
     val_fraction: float = 0.1,
     out_dir: str | Path | None = None,
+    force_weight: float = 0.0,
 ) -> PretrainResult:
     """Pretrain a K-output network on the pool's EIP energies (no DFT).
 
     A random ``val_fraction`` of the pool (seeded) selects the checkpoint (validation EIP MAE).
     ``out_dir``: the training loop's folder (checkpoints, the best model, the run record).
+    ``force_weight``: > 0 also fits each EIP's forces (module docstring; the pool must be
+    labelled with forces, ``label_dataset(..., forces=True)``); needs a graph network.
     """
     order = np.random.default_rng(settings.seed).permutation(len(pool))
     n_val = max(1, int(round(val_fraction * len(pool))))
@@ -168,8 +246,12 @@ def pretrain(
         val_set = val_set[: settings.max_configs]
     scaler = fit_scaler(train_set, energies, model_ids)
     config = config.replace(n_out=len(model_ids), head="atomwise")
-    train_graphs = _mtl_graphs(train_set, energies, scaler, config)
-    val_graphs = _mtl_graphs(val_set, energies, scaler, config)
+    forces = force_weight > 0
+    if forces and config.soap:
+        raise ValueError(f"force_weight={force_weight}: {config.name} reads precomputed SOAP features and has no "
+                         "position gradient; pretrain on EIP forces with SchNet, CGCNN or GemNet")
+    train_graphs = _mtl_graphs(train_set, energies, scaler, config, forces)
+    val_graphs = _mtl_graphs(val_set, energies, scaler, config, forces)
     seed_everything(settings.seed)
     model = build_model(config)
     prepare_for_fit(model, train_graphs, energy_baseline=False)  # targets are standardised EIP energies
@@ -178,11 +260,12 @@ def pretrain(
         model,
         make_loader(train_graphs, settings.batch_size, shuffle=True, seed=settings.seed),
         make_loader(val_graphs, settings.batch_size),
-        masked_mse,
+        MultiTaskForceLoss(force_weight) if forces else masked_mse,
         settings,
         out_dir=out_dir,
         metrics_fn=eip_mae_metrics(scaler),
-        run_info={"strategy": "mp-pretrain", "eips": list(model_ids), "n_pool_train": len(train_set), "n_pool_val": len(val_set)},
+        run_info={"strategy": "mp-pretrain", "eips": list(model_ids), "n_pool_train": len(train_set),
+                  "n_pool_val": len(val_set), **({"eip_force_weight": force_weight} if forces else {})},
     )
     return PretrainResult(result.model, scaler, result.history, float(result.best_metrics.get("val_eip_mae", np.nan)))
 

@@ -29,6 +29,7 @@ from .evaluate import (
     energy_force_metrics,
     energy_loader_metrics,
     energy_mse,
+    needs_position_grad,
     predict_loader,
 )
 from .loop import Callback, train
@@ -190,7 +191,8 @@ def fit_energy_model(
             checkpoint is chosen on the validation loss (energy + forces) unless
             ``settings.select_on`` names another metric than the default. 0 (the
             paper's setting) trains on energies exactly as before. Needs a graph network (SOAPNet
-            has no position gradient) and the default energy loss.
+            has no position gradient) and the default energy loss or a loss with force terms
+            (``needs_position_grad``, e.g. label augmentation's with ``force_weight``).
 
     Returns:
         A :class:`FitResult`.
@@ -216,10 +218,12 @@ def fit_energy_model(
         if config.soap:
             raise ValueError(f"force_weight={force_weight}: {config.name} reads precomputed SOAP features and has no "
                              "position gradient; train forces with SchNet, CGCNN or GemNet")
-        if loss_fn is not energy_mse:
-            raise NotImplementedError("force_weight > 0 works with the default energy loss only (not yet with "
-                                      "label augmentation's loss)")
-        loss_fn, metrics_fn = energy_force_loss(force_weight), energy_force_metrics
+        if loss_fn is energy_mse:
+            loss_fn = energy_force_loss(force_weight)
+        elif not needs_position_grad(loss_fn):
+            raise ValueError(f"force_weight={force_weight} with a loss that has no force term ({loss_fn!r}): pass a "
+                             "loss whose needs_position_grad is True (e.g. AugmentedLoss(..., force_weight=...))")
+        metrics_fn = energy_force_metrics
         if settings.select_on == VAL_MAE_CONFIG:  # the checkpoint follows what is trained: energies and forces
             settings = replace(settings, select_on=VAL_LOSS)
     train_graphs = _as_graphs(train_set, config, settings.progress, forces)

@@ -22,7 +22,7 @@ from ..engine import Job, Shared, run_jobs, scheduler_from_env
 from ..strategies.experiment import Experiment, label_with_eips, prepare_experiment
 from .graph import ALPHA, CLASSIFIER, PRETRAIN, GridJob, grid_jobs, needed
 from .inputs import GridData, grid_data
-from .spec import GridConfig, RunSpec
+from .spec import DELTA_STRATEGIES, GridConfig, RunSpec
 from .steps import finish_run, fit_alpha, pool_selection, pretrained_backbone, subset_experiment
 from .store import RunStore
 
@@ -142,9 +142,13 @@ def run_grid(
         progress: show a progress bar of the fits.
         log: where progress lines go.
     """
+    delta = sorted({spec.tag for spec in specs if spec.strategy in DELTA_STRATEGIES})
+    if grid.force_weight > 0 and delta:
+        raise NotImplementedError(f"{delta}: delta-learning with forces (the EIP's forces subtracted too) is not "
+                                  "implemented; run delta strategies with force_weight=0")
     store = RunStore(out)
     scheduler = scheduler_from_env(scheduler)
-    energies = label_with_eips(configs, eip_ids, n_jobs=n_jobs, progress=False)
+    energies = label_with_eips(configs, eip_ids, n_jobs=n_jobs, progress=False, forces=grid.eip_forces)
     data = plan_inputs(configs, splits, seeds, eip_ids, specs, grid, store, energies)
     todo = needed(grid_jobs(specs, grid, store, data))
     if todo:

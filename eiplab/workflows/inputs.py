@@ -104,6 +104,15 @@ def train_inputs(settings: TrainSettings) -> dict:
     return {k: v for k, v in asdict(settings).items() if k not in ("progress", "device")}
 
 
+def force_inputs(grid: GridConfig, eip_side: bool = False) -> dict:
+    """The force settings a result depends on -- empty for energy-only grids (so that their
+    folders stay current). ``eip_side``: a result trained on EIP labels only (MP backbone), which
+    depends on the force weight only when EIP forces are injected."""
+    if grid.force_weight <= 0 or (eip_side and not grid.eip_forces):
+        return {}
+    return {"force_weight": float(grid.force_weight), "eip_forces": bool(grid.eip_forces)}
+
+
 def classifier_inputs(key: SplitKey, grid: GridConfig, model: str, seed: int) -> dict:
     """Inputs of an LA classifier and its pool selection (split ``seed``, the key's EIPs); the
     selector is named only when it is not the paper's classifier (older folders stay current)."""
@@ -119,7 +128,8 @@ def backbone_inputs(key: SplitKey, grid: GridConfig, model: str) -> dict:
     """Inputs of an MP backbone: the pool and the EIPs (no split, no DFT, no alignment: the
     per-EIP species fit of the targets removes any per-species shift)."""
     return {"kind": "mp-pretrain", "dataset": grid.dataset, "pool": key.pool, "eips": list(key.eips),
-            "model": asdict(grid.model_configs[model]), "train": train_inputs(replace(grid.train, seed=0))}
+            "model": asdict(grid.model_configs[model]), "train": train_inputs(replace(grid.train, seed=0)),
+            **force_inputs(grid, eip_side=True)}
 
 
 def run_inputs(key: SplitKey, grid: GridConfig, spec: RunSpec) -> dict:
@@ -138,6 +148,7 @@ def run_inputs(key: SplitKey, grid: GridConfig, spec: RunSpec) -> dict:
         inputs["align"] = grid.align
     if spec.group != "all":
         inputs["quantiles"] = list(grid.quantiles)
+    inputs.update(force_inputs(grid))
     return inputs
 
 

@@ -81,6 +81,11 @@ class GridConfig:
         selector: how LA picks an EIP per pool config: "classifier" (the paper's K+1 classes) or
             "error-regression" (a K-output regression of each EIP's per-atom error,
             :mod:`eiplab.strategies.error_selector`); both write the same selection table.
+        force_weight: > 0 trains every DFT fit on forces too (eV/Angstrom; loss = energy MSE +
+            force_weight x per-component force MSE; graph networks only; 0: the paper's energy-only
+            training, and the folders of older grids stay current).
+        eip_forces: inject the EIPs' forces as well: MP pretrains each head on its EIP's forces
+            and LA trains on the selected EIP's forces (robust Tukey term); needs force_weight > 0.
     """
 
     dataset: str
@@ -93,12 +98,23 @@ class GridConfig:
     extra: dict = field(default_factory=dict)
     delta_eip: str | None = None
     selector: str = "classifier"
+    force_weight: float = 0.0
+    eip_forces: bool = False
 
     def __post_init__(self) -> None:
         from ..strategies.error_selector import SELECTORS
 
         if self.selector not in SELECTORS:
             raise ValueError(f"unknown LA selector {self.selector!r}; choose from {SELECTORS}")
+        if self.force_weight < 0:
+            raise ValueError(f"force_weight must be >= 0, got {self.force_weight}")
+        if self.eip_forces and self.force_weight <= 0:
+            raise ValueError("eip_forces=True needs force_weight > 0 (the weight of every force term)")
+        if self.force_weight > 0:
+            soap = [name for name, config in self.model_configs.items() if config.soap]
+            if soap:
+                raise ValueError(f"force_weight={self.force_weight}: {soap} read(s) precomputed SOAP features and "
+                                 "has no position gradient; train forces with schnet, cgcnn or gemnet")
 
 
 # METHOD.md: SOAP/graph cutoff 5 Angstrom for Si, 7 Angstrom for Al; other systems use 6 Angstrom

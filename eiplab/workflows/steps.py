@@ -115,7 +115,8 @@ def pretrained_backbone(store: RunStore | str | Path, model: str, exp: Experimen
         store.claim(folder, inputs, f"{model} pretrain", log)
         log(f"[grid] pretraining {model} on {len(exp.parts[keys.POOL])} pool configs x {len(exp.model_ids)} EIPs")
         result = pretrain(exp.parts[keys.POOL], exp.aligned, exp.model_ids, grid.model_configs[model],
-                          replace(grid.train, seed=0), out_dir=folder)
+                          replace(grid.train, seed=0), out_dir=folder,
+                          force_weight=grid.force_weight if grid.eip_forces else 0.0)
         return result.model
 
 
@@ -147,7 +148,8 @@ def fit_alpha(store: RunStore | str | Path, spec: RunSpec, alpha: float, base: E
         start = _start_network(store, spec, exp, grid, log)
         store.claim(folder, inputs, f"{spec.model} {spec.tag} seed {spec.seed} alpha {alpha:g}", log)
         fit, _ = fit_augmented(exp, selection, start, replace(grid.train, seed=spec.seed), alpha=alpha,
-                               tukey=spec.tukey, out_dir=folder, run_info=_run_info(spec, grid))
+                               tukey=spec.tukey, out_dir=folder, run_info=_run_info(spec, grid),
+                               force_weight=grid.force_weight, eip_forces=grid.eip_forces)
         return fit.record
 
 
@@ -213,9 +215,12 @@ def finish_run(store: RunStore | str | Path, spec: RunSpec, base: Experiment, gr
         if spec.strategy in ("baseline", "mp"):
             fit = fit_energy_model(exp.parts[keys.TRAIN], exp.parts[keys.VAL], exp.parts[keys.TEST],
                                    model=_start_network(store, spec, exp, grid, log), settings=settings,
-                                   out_dir=folder, run_info=_run_info(spec, grid))
+                                   out_dir=folder, run_info=_run_info(spec, grid), force_weight=grid.force_weight)
             fit_record = fit.record
         elif spec.strategy in DELTA_STRATEGIES:
+            if grid.force_weight > 0:
+                raise NotImplementedError(f"{spec.model} {spec.tag}: delta-learning with forces (the EIP's forces "
+                                          "subtracted too) is not implemented; run delta strategies with force_weight=0")
             eip = delta_eip(exp, grid.delta_eip)  # the best on TRAIN unless named
             parts = delta_parts(exp, eip)
             fit = fit_energy_model(parts[keys.TRAIN], parts[keys.VAL], parts[keys.TEST],
@@ -231,7 +236,8 @@ def finish_run(store: RunStore | str | Path, spec: RunSpec, base: Experiment, gr
             fit_dir = store.alpha_folder(spec, alpha)  # a group run redone for a new alpha never resumes the old fit
             store.claim(fit_dir, fit_inputs(key, grid, spec, alpha), f"{spec.model} {spec.tag} seed {spec.seed}", log)
             fit, info = fit_augmented(exp, selection, grid.model_configs[spec.model], settings, alpha=alpha,
-                                      tukey=spec.tukey, group=ids, out_dir=fit_dir, run_info=_run_info(spec, grid))
+                                      tukey=spec.tukey, group=ids, out_dir=fit_dir, run_info=_run_info(spec, grid),
+                                      force_weight=grid.force_weight, eip_forces=grid.eip_forces)
             fit_record = fit.record
             extra.update({k: info[k] for k in ("alpha", "effective_weight", "n_aug")})
             extra["confidence_range"] = [float(selection.loc[ids, "confidence"].min()),
@@ -256,6 +262,7 @@ def finish_run(store: RunStore | str | Path, spec: RunSpec, base: Experiment, gr
             **{k: float(v) for k, v in metrics.items() if k.startswith("test_")},
             "val_" + keys.MAE_CONFIG: float(metrics["val_" + keys.MAE_CONFIG]),
             "val_" + keys.MAE_ATOM: float(metrics["val_" + keys.MAE_ATOM]),
+            **({"force_weight": grid.force_weight, "eip_forces": grid.eip_forces} if grid.force_weight > 0 else {}),
             # training time summed over resumed sessions (a reused or resumed fit keeps its cost)
             "epochs": settings.epochs, RUN_WALL_TIME: float(fit_record[RUN_WALL_TIME]), **extra,
         }
