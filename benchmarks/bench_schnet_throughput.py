@@ -8,7 +8,12 @@ forward + loss + backward + optimiser step on pre-collated batches (data loading
 both), after warm-up steps; the two models take turns step by step (so a changing load on shared
 cores hits both alike) and the median over rounds is reported. Prints the ratio eiplab / SchNetPack (target >= 1).
 
-Run: ``python benchmarks/bench_schnet_throughput.py [--steps 20] [--rounds 3] [--threads 2]``.
+``--force-weight W`` (> 0) times energy + force training instead (issue 20): loss = energy MSE +
+W x per-component force MSE against fixed random target forces; eiplab through its training loss
+(``energy_force_loss``: forces by autograd with ``create_graph``), SchNetPack through its own
+``Forces`` output module; the same-function check then compares forces too.
+
+Run: ``python benchmarks/bench_schnet_throughput.py [--steps 20] [--rounds 3] [--threads 2] [--force-weight 10]``.
 Needs ``schnetpack`` (see benchmarks/RESULTS.md for how it was installed).
 """
 
@@ -25,11 +30,13 @@ from ase import Atoms
 from ase.build import bulk
 
 from eiplab.graphs import atoms_to_data, make_loader
-from eiplab.graphs.build import CELL, CELL_SHIFT, EDGE_INDEX, N_ATOMS, POS, Y, Z, atom_batch
+from eiplab.graphs.build import CELL, CELL_SHIFT, EDGE_INDEX, FORCES, N_ATOMS, POS, Y, Z, atom_batch
 from eiplab.models import ModelConfig, build_model
+from eiplab.training.evaluate import energy_force_loss, predicted_forces
 
 WIDTH, N_LAYERS, N_GAUSSIANS, CUTOFF, BATCH = 128, 5, 128, 5.0, 32
 ENERGY = "energy"  # SchNetPack output key and the synthetic target in atoms.info
+FORCES_KEY = "forces"  # SchNetPack's force output key
 
 
 def random_si_configs(n: int, seed: int = 0) -> list[Atoms]:
@@ -60,7 +67,7 @@ def spk_inputs(batch) -> dict[str, torch.Tensor]:
     offsets = torch.bmm(batch[CELL_SHIFT].unsqueeze(1), batch[CELL][edge_config]).squeeze(1)
     return {
         p.Z: batch[Z],
-        p.R: batch[POS],
+        p.R: batch[POS].detach().clone(),
         p.idx_m: atom_batch(batch),
         p.idx_i: i,
         p.idx_j: j,
@@ -71,7 +78,7 @@ def spk_inputs(batch) -> dict[str, torch.Tensor]:
     }
 
 
-def build_schnetpack():
+def build_schnetpack(forces: bool = False):
     import schnetpack as spk
 
     representation = spk.representation.SchNet(
@@ -86,7 +93,8 @@ def build_schnetpack():
         output_modules=[
             spk.atomistic.Atomwise(
                 n_in=WIDTH, output_key=ENERGY, activation=spk.nn.shifted_softplus
-            )
+            ),
+            *([spk.atomistic.Forces(energy_key=ENERGY, force_key=FORCES_KEY)] if forces else []),
         ],
     )
 
@@ -138,14 +146,20 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--force-weight", type=float, default=0.0,
+                        help="> 0: energy + force training (both models), this weight on the force MSE")
     args = parser.parse_args()
+    forces = args.force_weight > 0
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
 
     configs = random_si_configs(8 * BATCH)
     graphs = [atoms_to_data(a, CUTOFF, target=a.info[ENERGY]) for a in configs]
+    rng = np.random.default_rng(1)
+    for g in graphs:  # synthetic target forces, eV/Angstrom
+        g[FORCES] = torch.as_tensor(rng.normal(0, 0.5, (g.num_nodes, 3)), dtype=g[POS].dtype)
     batches = list(make_loader(graphs, BATCH))
-    spk_batches = [(spk_inputs(b), b[Y]) for b in batches]
+    spk_batches = [(spk_inputs(b), b[Y], b[FORCES]) for b in batches]
     n_edges = sum(g[EDGE_INDEX].shape[1] for g in graphs) / sum(len(a) for a in configs)
 
     ours = build_model(
@@ -153,10 +167,16 @@ def main() -> None:
             "schnet", width=WIDTH, n_layers=N_LAYERS, cutoff=CUTOFF, n_gaussians=N_GAUSSIANS
         )
     )
-    theirs = build_schnetpack()
+    theirs = build_schnetpack(forces)
     copy_weights(ours, theirs)  # same weights: both compute the same function
-    with torch.no_grad():
-        difference = (ours(batches[0])[:, 0] - theirs(dict(spk_batches[0][0]))[ENERGY]).abs().max()
+    ours_loss = energy_force_loss(args.force_weight) if forces else None
+    probe = batches[0].clone()
+    probe[POS].requires_grad_(True)
+    ours_energy = ours(probe)
+    theirs_out = theirs(dict(spk_batches[0][0]))
+    difference = float((ours_energy[:, 0] - theirs_out[ENERGY]).detach().abs().max())
+    force_difference = float((predicted_forces(ours_energy, probe) - theirs_out[FORCES_KEY]).detach().abs().max()) \
+        if forces else None
     opt_ours = torch.optim.Adam(ours.parameters(), lr=1e-4)
     opt_theirs = torch.optim.Adam(theirs.parameters(), lr=1e-4)
     ours.train()
@@ -164,16 +184,22 @@ def main() -> None:
 
     def step_ours(batch) -> int:
         opt_ours.zero_grad(set_to_none=True)
-        loss = torch.mean((ours(batch)[:, 0] - batch[Y]) ** 2)
+        if forces:
+            batch[POS].requires_grad_(True)
+            loss = ours_loss(ours(batch), batch)
+        else:
+            loss = torch.mean((ours(batch)[:, 0] - batch[Y]) ** 2)
         loss.backward()
         opt_ours.step()
         return int(batch[N_ATOMS].shape[0])
 
     def step_theirs(item) -> int:
-        inputs, target = item
+        inputs, target, target_forces = item
         opt_theirs.zero_grad(set_to_none=True)
         out = theirs(dict(inputs))
         loss = torch.mean((out[ENERGY] - target) ** 2)
+        if forces:
+            loss = loss + args.force_weight * torch.mean((out[FORCES_KEY] - target_forces) ** 2)
         loss.backward()
         opt_theirs.step()
         return int(target.shape[0])
@@ -200,7 +226,10 @@ def main() -> None:
         f"{n_edges:.1f} neighbours per atom on average; batch {BATCH}"
     )
     print(f"parameters: eiplab {n_params[0]}, schnetpack {n_params[1]}")
-    print(f"same weights -> max |E_eiplab - E_schnetpack| on a batch: {float(difference):.2e} eV")
+    print(f"same weights -> max |E_eiplab - E_schnetpack| on a batch: {difference:.2e} eV")
+    if forces:
+        print(f"same weights -> max |F_eiplab - F_schnetpack| on a batch: {force_difference:.2e} eV/A; "
+              f"training on energy + {args.force_weight:g} x force MSE")
     print(f"eiplab SchNet     : {ours_rate:8.1f} configs/s  (rounds: {_fmt(rates_ours)})")
     print(f"SchNetPack SchNet : {theirs_rate:8.1f} configs/s  (rounds: {_fmt(rates_theirs)})")
     print(f"ratio eiplab / schnetpack = {ours_rate / theirs_rate:.2f}")

@@ -83,10 +83,15 @@ _LOCAL: dict[tuple[int, int, int], tuple[Any, Any]] = {}  # (workers, threads, e
 
 def _environment() -> int:
     """A fingerprint of what worker processes inherit at start (``sys.path``, environment
-    variables): a kept cluster whose workers started under another one is replaced."""
+    variables): a kept cluster whose workers started under another one is replaced. Dask's own
+    scheduler appends its scratch folder (``.../dask-scratch-space/scheduler-*``, for uploaded
+    files) to ``sys.path`` when it starts: left out, else every call would see a "changed"
+    ``sys.path`` and restart the cluster it has just started (measured: labelling 0.6x instead
+    of ~1.6x on 2 workers)."""
     import sys
 
-    return hash((tuple(sys.path), tuple(sorted(os.environ.items()))))
+    path = tuple(p for p in sys.path if "dask-scratch-space" not in p)
+    return hash((path, tuple(sorted(os.environ.items()))))
 
 
 def local_client(workers: int, threads: int = 1) -> Any:

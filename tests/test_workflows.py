@@ -195,6 +195,19 @@ def test_engine_on_two_local_dask_workers_gives_the_serial_results():
         run_jobs([Job("bad", _fail, ("bad",))], workers=2, progress=False)
 
 
+def test_the_local_cluster_stays_warm_between_calls():
+    """A second call reuses the first call's worker processes (Dask's scheduler adds its scratch
+    folder to sys.path when it starts; that must not count as a changed environment)."""
+    import os
+
+    from eiplab.engine import local_client
+
+    first = set(local_client(2).run(os.getpid).values())
+    run_jobs([Job("a", _add, (1, 2))], workers=2, progress=False)
+    again = set(local_client(2).run(os.getpid).values())
+    assert first == again
+
+
 def test_the_import_graph_of_eiplab_has_no_circle():
     """Every import between eiplab's modules, at the top or inside functions, goes one way."""
     root = Path(__file__).resolve().parents[1] / "eiplab"

@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 #: Configurations per cache chunk (a killed run loses at most the chunks in progress).
 CHUNK_SIZE = 64
 MAX_PARALLEL_CHUNK = 1024  # largest chunk when labelling on several workers
+CHUNKS_PER_WORKER = 1  # per model and worker when labelling on several workers (the engine costs ~10 ms a job)
+JOBS_PER_WORKER = 2  # jobs in flight per local worker (one queued behind the running one)
 
 # Models created in this process (a worker creates each model once), by spec.
 _MODELS: dict[EIPSpec, EIPModel] = {}
@@ -206,7 +208,7 @@ def label_dataset(
     for spec in specs:
         todo = [h for h in first_of if _needs_work(cached[spec.model_id].get(h), forces)]
         if remote:  # a few chunks per worker: the engine costs ~10 ms a job
-            chunk_size = min(max(chunk_size, -(-len(todo) // (4 * max(n_jobs, 1)))), MAX_PARALLEL_CHUNK)
+            chunk_size = min(max(chunk_size, -(-len(todo) // (CHUNKS_PER_WORKER * max(n_jobs, 1)))), MAX_PARALLEL_CHUNK)
         for s in range(0, len(todo), chunk_size):
             part = todo[s : s + chunk_size]
             tasks.append((spec, [(h, configs[first_of[h]]) for h in part]))
@@ -231,7 +233,7 @@ def label_dataset(
                     for k, (spec, items) in enumerate(tasks)]
             spec_of = {job.name: spec for job, (spec, _) in zip(jobs, tasks, strict=True)}
             run_jobs(jobs, lambda job, rows: finish(spec_of[job.name], rows), workers=n_jobs, scheduler=scheduler,
-                     client=client, in_flight=2 * max(n_jobs, 1) if scheduler is None and client is None else None,
+                     client=client, in_flight=JOBS_PER_WORKER * max(n_jobs, 1) if scheduler is None and client is None else None,
                      progress=False)
 
     table = pd.DataFrame(
