@@ -67,3 +67,28 @@ def test_soapnet_cannot_train_forces(si):
     with pytest.raises(ValueError, match="no position gradient"):
         fit_energy_model(train, val, model=ModelConfig("soapnet", width=16, n_layers=2, cutoff=4.0),
                          settings=_settings(1), force_weight=1.0)
+
+
+def test_validation_of_a_force_loss_keeps_no_double_backward_graph(si):
+    """mean_loss (validation) computes force losses without create_graph; training keeps it."""
+    from eiplab.training import TrainSettings, train
+    from eiplab.training.evaluate import energy_force_loss, force_graph_wanted, mean_loss
+
+    train_set, val, _ = si
+    graphs = model_inputs(train_set[:16], SMALL.replace(n_features=None), forces=True)
+    inner = energy_force_loss(1.0)
+    seen = []
+
+    def loss(prediction, batch):
+        seen.append(force_graph_wanted())
+        return inner(prediction, batch)
+
+    loss.needs_position_grad = True
+    fit = fit_energy_model(train_set[:16], val[:8], model=SMALL, settings=_settings(1), force_weight=1.0)
+    seen.clear()
+    value = mean_loss(fit.model, make_loader(graphs, 8), loss, resolve_device("cpu"))
+    assert seen and not any(seen) and np.isfinite(value)
+    seen.clear()
+    train(fit.model, make_loader(graphs, 8), make_loader(graphs, 8), loss,
+          TrainSettings(epochs=1, batch_size=8, device="cpu", progress=False))
+    assert True in seen and False in seen  # training steps keep the graph, its validation does not

@@ -28,7 +28,7 @@ from .. import keys
 from ..eips import eip_forces as forces_of_eip
 from ..graphs.build import BATCH, FORCES, N_ATOMS, POS, Y
 from ..training import FitResult, TrainSettings, fit_energy_model, model_inputs
-from ..training.evaluate import predicted_forces
+from ..training.evaluate import force_graph_wanted, predicted_forces
 from .experiment import Experiment
 from .tukey import TUKEY_C, tukey_biweight
 
@@ -91,7 +91,7 @@ class AugmentedLoss:
         term = prediction.sum() * 0.0
         if not bool((dft | eip).any()):
             return term
-        forces = predicted_forces(prediction, batch, create_graph=torch.is_grad_enabled())
+        forces = predicted_forces(prediction, batch, create_graph=force_graph_wanted())
         if bool(dft.any()):
             term = term + self.force_weight * ((forces[dft] - reference[dft]) ** 2).mean()
         if bool(eip.any()):

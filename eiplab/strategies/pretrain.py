@@ -41,6 +41,7 @@ from ..training import (
     seed_everything,
     train,
 )
+from ..training.evaluate import force_graph_wanted
 
 MASK = "target_mask"  # bool [1, K] per graph: which EIP targets are valid
 EIP_FORCES = "eip_forces"  # float [n_atoms, K, 3] per graph: standardised EIP forces F_k / sigma_k (NaN = none)
@@ -131,7 +132,7 @@ class MultiTaskForceLoss:
             return value
         signs = torch.randint(0, 2, prediction.shape, device=prediction.device).to(prediction.dtype) * 2 - 1
         w = torch.where(valid, signs, torch.zeros_like(signs))  # [n_configs, K]
-        (grad,) = torch.autograd.grad((w * prediction).sum(), batch[POS], create_graph=torch.is_grad_enabled())
+        (grad,) = torch.autograd.grad((w * prediction).sum(), batch[POS], create_graph=force_graph_wanted())
         w_atom = w[atom_config]  # [n_atoms, K]
         target = (w_atom.unsqueeze(2) * torch.nan_to_num(reference)).sum(1)  # [n_atoms, 3]
         n_pairs = (valid.to(prediction.dtype)[atom_config]).sum()  # valid (atom, EIP) pairs

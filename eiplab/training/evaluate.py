@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import math
 from collections.abc import Callable, Iterable
 
@@ -25,6 +26,16 @@ def energy_mse(prediction: torch.Tensor, batch: Batch) -> torch.Tensor:
     return torch.mean((prediction - target) ** 2)
 
 
+_FORCE_GRAPH = contextvars.ContextVar("eiplab_force_graph", default=True)
+
+
+def force_graph_wanted() -> bool:
+    """Whether a loss on forces must keep the graph of its force computation (``create_graph``):
+    while training (gradients enabled), not while :func:`mean_loss` evaluates a loss, where the
+    weights' gradients are never taken (so validation does not build a double-backward graph)."""
+    return torch.is_grad_enabled() and _FORCE_GRAPH.get()
+
+
 def predicted_forces(prediction: torch.Tensor, batch: Batch, create_graph: bool = False) -> torch.Tensor:
     """Forces of output 0, ``-dE/dpos``, float [n_atoms, 3] (eV/Angstrom); ``batch.pos`` must
     require grad before the forward pass. ``create_graph`` keeps the graph for a loss on them."""
@@ -43,7 +54,7 @@ def energy_force_loss(force_weight: float) -> LossFn:
         known = torch.isfinite(reference).all(dim=1)
         if not bool(known.any()):
             return value
-        forces = predicted_forces(prediction, batch, create_graph=torch.is_grad_enabled())
+        forces = predicted_forces(prediction, batch, create_graph=force_graph_wanted())
         return value + force_weight * torch.mean((forces[known] - reference[known]) ** 2)
 
     loss.needs_position_grad = True  # type: ignore[attr-defined]
@@ -114,12 +125,16 @@ def mean_loss(model: nn.Module, loader: Iterable, loss_fn: LossFn, device: torch
     model.eval()
     grads = needs_position_grad(loss_fn)
     total, count = 0.0, 0
-    for batch in loader:
-        batch = batch.to(device)
-        if grads:
-            batch[POS].requires_grad_(True)
-        size = n_configs(batch)
-        with torch.set_grad_enabled(grads):
-            total += float(loss_fn(model(batch), batch).detach()) * size
-        count += size
+    token = _FORCE_GRAPH.set(False)
+    try:
+        for batch in loader:
+            batch = batch.to(device)
+            if grads:
+                batch[POS].requires_grad_(True)
+            size = n_configs(batch)
+            with torch.set_grad_enabled(grads):
+                total += float(loss_fn(model(batch), batch).detach()) * size
+            count += size
+    finally:
+        _FORCE_GRAPH.reset(token)
     return total / count if count else math.nan
