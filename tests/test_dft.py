@@ -189,7 +189,7 @@ def test_agau_generator_phases_counts_and_validity():
     cs = generate_agau(want, seed=1)
     assert Counter(a.info[keys.PHASE] for a in cs) == want
     _check_valid(cs, 2.0)
-    assert {len(a) for a in cs} <= set(range(1, 9))
+    assert {len(a) for a in cs} <= set(range(2, 7))  # issue 17: cells of 2-6 atoms
     for a in cs:
         syms = set(a.get_chemical_symbols())
         phase = a.info[keys.PHASE]
@@ -256,8 +256,9 @@ def test_dft_generate_small_with_fake_dft(tmp_path):
     prov = json.loads((out / "agau-gpaw.provenance.json").read_text())
     assert prov["roles"] == {"pool": 7, "labelled": 6, "audit": 3}
     assert (
-        prov["dft"]["settings"] == DFTSettings(cutoff=300, kpt_density=4.5, smearing=0.2).as_dict()
+        prov["dft"]["settings"] == DFTSettings(cutoff=250, kpt_density=3.5, smearing=0.2).as_dict()
     )
+    assert "reports/dft-convergence" in prov["dft"]["error_basis"]  # the expected DFT error, with its basis
     # a rerun computes nothing new; another plan in the same folder is refused
     res2 = dft_generate("agau-gpaw", out, **kw)
     assert res2["n_dft"] == 9

@@ -228,6 +228,7 @@ def _provenance(
             "settings": r.settings.as_dict(),
             "energy": "total energy extrapolated to zero smearing (GPAW get_potential_energy), eV",
             "kpoints": "Monkhorst-Pack, ceil(2 pi |b_i| kpt_density) per reciprocal vector",
+            **r.notes,
             "n_ok_labelled": int(ok[roles.reindex(dft.index) == LABELLED].sum()) if len(dft) else 0,
             "n_ok_audit": int(ok[roles.reindex(dft.index) == AUDIT].sum()) if len(dft) else 0,
             "failures": failures,

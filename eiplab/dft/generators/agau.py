@@ -1,6 +1,6 @@
 """Silver-gold configurations: Ag, Au and AgAu alloys of varied composition on fcc, bcc and hcp
 lattices, ordered (L1_0, L1_2, B2, hcp B_h) and random arrangements, strained and thermally
-rattled. Small cells (1-8 atoms) so that DFT stays affordable.
+rattled. Small cells (2-6 atoms, issue 17) so that DFT stays affordable.
 """
 
 from __future__ import annotations
@@ -31,25 +31,26 @@ AGAU_MIX: dict[str, float] = {
 #: PBE-like fcc lattice constants, Angstrom (experiment: Ag 4.09, Au 4.08; PBE ~4.15-4.16).
 A_FCC = {"Ag": 4.15, "Au": 4.16}
 MIN_DIST_AGAU = 2.1  # Angstrom; nearest neighbours are ~2.9 in fcc
-#: Random fcc/bcc/hcp alloy cells: (lattice, cubic conventional?, repetitions) -> 2-8 atoms.
+MIN_ATOMS, MAX_ATOMS = 2, 6  # atoms per cell
+#: Random fcc/bcc/hcp alloy cells: (lattice, cubic conventional?, repetitions) -> 2-6 atoms.
 _RANDOM_CELLS = {
     "fcc": [
-        ("fcc", True, (1, 1, 1)),
-        ("fcc", True, (2, 1, 1)),
-        ("fcc", False, (2, 2, 1)),
-        ("fcc", False, (3, 2, 1)),
+        ("fcc", True, (1, 1, 1)),  # 4
+        ("fcc", False, (2, 1, 1)),  # 2
+        ("fcc", False, (2, 2, 1)),  # 4
+        ("fcc", False, (3, 2, 1)),  # 6
     ],
     "bcc": [
-        ("bcc", True, (1, 1, 1)),
-        ("bcc", True, (2, 1, 1)),
-        ("bcc", True, (2, 2, 1)),
-        ("bcc", False, (3, 2, 1)),
+        ("bcc", True, (1, 1, 1)),  # 2
+        ("bcc", True, (2, 1, 1)),  # 4
+        ("bcc", False, (2, 2, 1)),  # 4
+        ("bcc", True, (3, 1, 1)),  # 6
     ],
     "hcp": [
-        ("hcp", False, (1, 1, 1)),
-        ("hcp", False, (2, 1, 1)),
-        ("hcp", False, (2, 2, 1)),
-        ("hcp", False, (1, 1, 2)),
+        ("hcp", False, (1, 1, 1)),  # 2
+        ("hcp", False, (2, 1, 1)),  # 4
+        ("hcp", False, (1, 1, 2)),  # 4
+        ("hcp", False, (3, 1, 1)),  # 6
     ],
 }
 
@@ -91,8 +92,9 @@ def _pure(rng, count, kind) -> list[Atoms]:
     for k in range(count):
         el = ("Ag", "Au")[k % 2]
         cubic = bool(k // 2 % 2) and kind != "hcp"
-        reps = (1, 1, 1) if kind != "fcc" or k // 4 % 2 == 0 else (2, 1, 1)
-        a = _lattice(kind, float(el == "Au"), cubic) * reps
+        a = _lattice(kind, float(el == "Au"), cubic)
+        if len(a) < MIN_ATOMS:  # a 1-atom primitive cell: two of them
+            a = a * (2, 1, 1)
         a.symbols[:] = el
         a = _perturb(a, rng)
         a.info[keys.PHASE] = kind
@@ -161,7 +163,7 @@ def generate_agau(
     *,
     name: str = "agau",
 ) -> ConfigSet:
-    """Ag, Au and AgAu configurations (1-8 atoms), deterministic for a seed.
+    """Ag, Au and AgAu configurations (2-6 atoms), deterministic for a seed.
 
     Args:
         counts: total number (split by :data:`AGAU_MIX`) or configs per phase label (keys of
