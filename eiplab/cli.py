@@ -277,10 +277,27 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+#: Errors that mean "the input or the settings are wrong" (their message says what to do): the
+#: command prints the message, not a traceback, unless EIPLAB_TRACEBACK is set.
+USER_ERRORS = (ValueError, KeyError, FileNotFoundError, NotImplementedError)
+TRACEBACK_ENV = "EIPLAB_TRACEBACK"
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run ``eiplab`` with ``argv`` (default: ``sys.argv[1:]``); returns the exit status."""
+    """Run ``eiplab`` with ``argv`` (default: ``sys.argv[1:]``); returns the exit status (2 when
+    the input or settings are refused: the message names what and why)."""
+    import os
+
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except USER_ERRORS as err:
+        if os.environ.get(TRACEBACK_ENV):
+            raise
+        message = err.args[0] if isinstance(err, KeyError) and err.args else err
+        print(f"eiplab {args.command}: error: {message}\n"
+              f"(set {TRACEBACK_ENV}=1 for the traceback)", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

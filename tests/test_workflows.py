@@ -282,3 +282,17 @@ def test_gpu_checks_fail_fast_without_cuda(tmp_path):
     assert proc.returncode != 0
     assert "no CUDA device is visible" in proc.stderr + proc.stdout
     assert not (tmp_path / "out.json").exists()
+
+
+def test_cli_refuses_bad_settings_with_a_message_not_a_traceback(tmp_path, capsys, monkeypatch):
+    from eiplab.cli import TRACEBACK_ENV, main
+
+    monkeypatch.delenv(TRACEBACK_ENV, raising=False)
+    args = ["grid", "--profile", "quick", "--models", "soapnet", "--force-weight", "10", "--grid-dir", str(tmp_path),
+            "--plan"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "eiplab grid: error:" in err and "SOAP features" in err and "Traceback" not in err
+    monkeypatch.setenv(TRACEBACK_ENV, "1")
+    with pytest.raises(ValueError, match="SOAP features"):
+        main(args)
