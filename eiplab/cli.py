@@ -153,7 +153,7 @@ def _cmd_label(args) -> int:
 
     configs = load_dataset(args.dataset, limit=args.limit)
     models = args.models or [m.model_id for m in models_for_dataset(configs)]
-    table = label_with_eips(configs, models, n_jobs=args.jobs, cache=args.cache)
+    table = label_with_eips(configs, models, n_jobs=args.jobs, cache=args.cache, forces=args.forces)
     print(failures_table(table).to_string())
     print(table.describe().T.to_string())
     return 0
@@ -266,6 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
     lab.add_argument("--models", nargs="*")
     lab.add_argument("--limit", type=int)
     lab.add_argument("--jobs", type=int, default=2)
+    lab.add_argument("--forces", action="store_true", help="also compute (and cache) each EIP's forces")
     lab.add_argument("--cache", default=None, help="cache folder (default: ~/.cache/eiplab or $EIPLAB_CACHE)")
     lab.set_defaults(func=_cmd_label)
 
@@ -295,7 +296,7 @@ def main(argv: list[str] | None = None) -> int:
         if os.environ.get(TRACEBACK_ENV):
             raise
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
-        print(f"eiplab {args.command}: error: {message}\n"
+        print(f"eiplab {args.command}: error ({type(err).__name__}): {message}\n"
               f"(set {TRACEBACK_ENV}=1 for the traceback)", file=sys.stderr)
         return 2
 

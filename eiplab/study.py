@@ -116,7 +116,10 @@ class Study:
         self.grid = replace(self.grid, delta_eip=delta_eip, selector=selector, force_weight=float(force_weight),
                             eip_forces=eip_forces,
                             quantiles=tuple(quantiles) if quantiles is not None else self.grid.quantiles)
-        self.grid_dir = Path(grid_dir or cache_dir() / "grid" / f"{self.configs.name}-{self.profile.name}")
+        # a force-trained grid gets a folder of its own by default: results made with other force settings
+        # would otherwise be redone (and their files replaced) in the energy-only grid's folder
+        forces = f"-fw{self.grid.force_weight:g}{'-eipf' if self.grid.eip_forces else ''}" if self.grid.force_weight else ""
+        self.grid_dir = Path(grid_dir or cache_dir() / "grid" / f"{self.configs.name}-{self.profile.name}{forces}")
         self.store = RunStore(self.grid_dir)
         self.workers, self.scheduler, self.device = workers, scheduler, device
         self._experiments: dict[int, Experiment] = {}

@@ -97,6 +97,30 @@ def test_pretraining_on_eip_forces_learns_them(study):
         pretrain(pool, exp.aligned, ids, ModelConfig("soapnet", soap={"r_cut": 4.0}), settings, force_weight=1.0)
 
 
+def test_absurd_eip_forces_are_left_out_of_pretraining(study):
+    from eiplab.strategies.pretrain import MAX_ABS_FORCE, standardised_forces
+
+    exp = study.experiment(0)
+    atoms = exp.parts[keys.POOL][0].copy()
+    ids = exp.model_ids[:2]
+    scaler = fit_scaler(exp.parts[keys.POOL][:24], exp.aligned, ids)
+    atoms.info[keys.FORCES_EIP] = {ids[0]: np.full((len(atoms), 3), 0.5), ids[1]: np.full((len(atoms), 3), 0.5)}
+    atoms.info[keys.FORCES_EIP][ids[1]][0, 0] = 10 * MAX_ABS_FORCE  # an EIP at its repulsive wall
+    out = standardised_forces(atoms, scaler, np.array([True, True]))
+    assert np.allclose(out[:, 0], 0.5 / scaler.sigma[0]) and np.isnan(out[:, 1]).all()
+    assert np.isnan(standardised_forces(atoms, scaler, np.array([False, True]))[:, 0]).all()  # masked energy
+
+
+def test_a_force_loss_without_force_weight_is_refused(study):
+    from eiplab.training import fit_energy_model
+
+    exp = study.experiment(0)
+    with pytest.raises(ValueError, match="has force terms but force_weight=0"):
+        fit_energy_model(exp.parts[keys.TRAIN], exp.parts[keys.VAL], model=SMALL,
+                         settings=TrainSettings(epochs=1, device="cpu", progress=False),
+                         loss_fn=AugmentedLoss(1.0, force_weight=1.0))
+
+
 def _la_batch(study, eip_forces):
     import pandas as pd
 
@@ -156,6 +180,12 @@ def test_force_settings_key_the_stored_results_and_energy_only_grids_stay_curren
     # a backbone trained on EIP energies only does not depend on the DFT force weight
     assert backbone_inputs(key, energy, "schnet") == backbone_inputs(key, forces_dft, "schnet")
     assert backbone_inputs(key, forces_dft, "schnet") != backbone_inputs(key, study.grid, "schnet")
+    for run in ("baseline", "mp"):  # eip_forces reaches an MP run through its backbone's inputs only
+        baseline = RunSpec("schnet", run, 0)
+        same = run_inputs(key, forces_dft, baseline) == run_inputs(key, study.grid, baseline)
+        assert same == (run == "baseline")
+    default = Study("si-pyxtal", "quick", models=["schnet"], device="cpu", force_weight=10.0, eip_forces=True)
+    assert default.grid_dir.name == "si-pyxtal-quick-fw10-eipf"  # not the energy-only grid's default folder
     with pytest.raises(ValueError, match="eip_forces=True needs force_weight"):
         replace(study.grid, force_weight=0.0)
     with pytest.raises(ValueError, match="SOAP features"):

@@ -377,3 +377,38 @@ def test_format_1_cache_is_migrated_and_a_newer_format_refused(tmp_path):
     (folder / "chunk-new.json").write_text(json.dumps({"format": 99, "model_id": SW, "entries": []}))
     with pytest.raises(CacheFormatError, match="format 99.*update eiplab"):
         label_dataset(configs, [SW], cache_dir=tmp_path / "old", progress=False)
+
+
+class _NaNForceLJ:
+    """An LJ whose forces are NaN on cells of 3 or more atoms (energies fine)."""
+
+    def __new__(cls):
+        from ase.calculators.lj import LennardJones
+
+        class Broken(LennardJones):
+            def calculate(self, atoms=None, properties=("energy",), system_changes=()):
+                super().calculate(atoms, properties, system_changes)
+                if len(self.atoms) >= 3:
+                    self.results["forces"] = np.full((len(self.atoms), 3), np.nan)
+
+        return Broken(sigma=2.1, epsilon=0.2, rc=5.0, smooth=True)
+
+
+def test_failed_forces_are_reported_and_not_retried(tmp_path):
+    """A finite energy with non-finite forces is a named force failure (a warning and
+    ``attrs["force_failures"]``), kept in the cache: later calls evaluate nothing again, even
+    with an older energy-only chunk of the same configs in the cache."""
+    from eiplab.eips import register_calculator
+
+    model_id = "nan_force_lj_test"
+    register_calculator(model_id, _NaNForceLJ, ["Si"], name="LJ with NaN forces (test)")
+    configs = si_configs(8, seed=5)
+    label_dataset(configs, [model_id], cache_dir=tmp_path, progress=False)  # energy-only chunk first
+    table = label_dataset(configs, [model_id], cache_dir=tmp_path, progress=False, forces=True)
+    big = {a.info[keys.CONFIG_ID] for a in configs if len(a) >= 3}
+    assert big and set(table.attrs["force_failures"][model_id]) == big
+    assert all("non-finite forces" in r for r in table.attrs["force_failures"][model_id].values())
+    assert np.isfinite(table[model_id]).all()  # the energies stay
+    again = label_dataset(configs, [model_id], cache_dir=tmp_path, progress=False, forces=True)
+    assert again.attrs["n_evaluated"][model_id] == 0
+    assert again.attrs["force_failures"] == table.attrs["force_failures"]

@@ -292,7 +292,7 @@ def test_cli_refuses_bad_settings_with_a_message_not_a_traceback(tmp_path, capsy
             "--plan"]
     assert main(args) == 2
     err = capsys.readouterr().err
-    assert "eiplab grid: error:" in err and "SOAP features" in err and "Traceback" not in err
+    assert "eiplab grid: error (ValueError):" in err and "SOAP features" in err and "Traceback" not in err
     monkeypatch.setenv(TRACEBACK_ENV, "1")
     with pytest.raises(ValueError, match="SOAP features"):
         main(args)

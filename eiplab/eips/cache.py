@@ -99,7 +99,8 @@ class LabelCache:
                 log.warning("ignoring unreadable cache file %s (%s)", path, e)
                 continue
             for h, e, r, f in entries:
-                if h not in out or (f is not None and out[h][2] is None):
+                # an entry whose forces were evaluated (forces, or a failure reason) beats an energy-only one
+                if h not in out or (out[h][1] is None and out[h][2] is None and (f is not None or r is not None)):
                     out[h] = (e, r, f)
         return out
 

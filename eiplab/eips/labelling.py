@@ -177,7 +177,9 @@ def label_dataset(
     Returns:
         DataFrame indexed by config id (``keys.CONFIG_ID``), one float column per model, eV.
         ``df.attrs["failures"]``: ``{model_id: {config_id: reason}}`` for the NaN entries;
-        ``df.attrs["n_evaluated"]``: ``{model_id: configs evaluated in this call}``.
+        ``df.attrs["n_evaluated"]``: ``{model_id: configs evaluated in this call}``;
+        with ``forces``, ``df.attrs["force_failures"]``: ``{model_id: {config_id: reason}}`` for
+        configs with a finite energy whose forces failed (they get no force term).
 
     Raises:
         SpeciesNotSupportedError: a model lacks an element of the dataset (before any work).
@@ -207,10 +209,11 @@ def label_dataset(
     remote = n_jobs > 1 or scheduler is not None or client is not None
     for spec in specs:
         todo = [h for h in first_of if _needs_work(cached[spec.model_id].get(h), forces)]
+        size = chunk_size
         if remote:  # a few chunks per worker: the engine costs ~10 ms a job
-            chunk_size = min(max(chunk_size, -(-len(todo) // (CHUNKS_PER_WORKER * max(n_jobs, 1)))), MAX_PARALLEL_CHUNK)
-        for s in range(0, len(todo), chunk_size):
-            part = todo[s : s + chunk_size]
+            size = min(max(chunk_size, -(-len(todo) // (CHUNKS_PER_WORKER * max(n_jobs, 1)))), MAX_PARALLEL_CHUNK)
+        for s in range(0, len(todo), size):
+            part = todo[s : s + size]
             tasks.append((spec, [(h, configs[first_of[h]]) for h in part]))
     n_evaluated = {m: 0 for m in resolved}
     n_todo = sum(len(items) for _, items in tasks)
@@ -251,6 +254,14 @@ def label_dataset(
         if bad:
             failures[m] = bad
             log.warning("EIP %s failed on %d of %d configs", m, len(bad), len(configs))
+    force_failures: dict[str, dict[str, str]] = {}
+    if forces:  # a finite energy whose forces failed: the config gets no force term from this EIP
+        for m in resolved:
+            bad = {ids[k]: cached[m][h][1] for k, h in enumerate(hashes)
+                   if np.isfinite(cached[m][h][0]) and cached[m][h][2] is None}
+            if bad:
+                force_failures[m] = bad
+                log.warning("EIP %s: forces failed on %d of %d configs (energies fine)", m, len(bad), len(configs))
     values = table.to_numpy()
     for atoms, row in zip(configs, values, strict=True):
         labels = atoms.info.setdefault(keys.ENERGY_EIP, {})
@@ -259,6 +270,7 @@ def label_dataset(
         for atoms, h in zip(configs, hashes, strict=True):
             atoms.info.setdefault(keys.FORCES_EIP, {}).update({m: cached[m][h][2] for m in resolved})
     table.attrs["failures"] = failures
+    table.attrs["force_failures"] = force_failures
     table.attrs["n_evaluated"] = n_evaluated
     return table
 

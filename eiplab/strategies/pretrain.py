@@ -46,6 +46,7 @@ from ..training.evaluate import force_graph_wanted
 MASK = "target_mask"  # bool [1, K] per graph: which EIP targets are valid
 EIP_FORCES = "eip_forces"  # float [n_atoms, K, 3] per graph: standardised EIP forces F_k / sigma_k (NaN = none)
 MAX_ABS_PER_ATOM = 200.0  # eV/atom; larger |E_k/N| is treated as a failed evaluation
+MAX_ABS_FORCE = 100.0  # eV/Angstrom; a (config, EIP) with a larger force component is left out of the force term
 
 
 @dataclass
@@ -170,7 +171,9 @@ def _mtl_graphs(configs: ConfigSet, energies: pd.DataFrame, scaler: TargetScaler
 
 def standardised_forces(atoms, scaler: TargetScaler, valid: np.ndarray) -> np.ndarray:
     """The EIPs' forces on one config divided by each EIP's scale, [n_atoms, K, 3] (1/Angstrom
-    in target units); NaN where the EIP failed or its energy is masked (``valid`` [K]).
+    in target units); NaN where the EIP failed, its energy is masked (``valid`` [K]) or one of
+    its force components exceeds ``MAX_ABS_FORCE`` (an EIP near its repulsive wall: such forces
+    would dominate the loss, as absurd energies would).
 
     Raises:
         KeyError: the config was not labelled with forces (``label_dataset(..., forces=True)``).
@@ -178,7 +181,7 @@ def standardised_forces(atoms, scaler: TargetScaler, valid: np.ndarray) -> np.nd
     out = np.full((len(atoms), len(scaler.model_ids), 3), np.nan)
     for k, m in enumerate(scaler.model_ids):
         f = eip_forces(atoms, m)
-        if f is not None and valid[k]:
+        if f is not None and valid[k] and np.abs(f).max(initial=0.0) <= MAX_ABS_FORCE:
             out[:, k] = np.asarray(f, dtype=float) / scaler.sigma[k]
     return out
 

@@ -213,6 +213,9 @@ def fit_energy_model(
     if net.n_out != 1:
         raise ValueError(f"an energy model needs 1 output, this one has {net.n_out}")
     forces = force_weight > 0
+    if needs_position_grad(loss_fn) and not forces:
+        raise ValueError(f"the loss {loss_fn!r} has force terms but force_weight={force_weight}: pass the same "
+                         "force_weight > 0 to fit_energy_model (graphs need the forces)")
     metrics_fn = energy_loader_metrics
     if forces:
         if config.soap:

@@ -104,13 +104,18 @@ def train_inputs(settings: TrainSettings) -> dict:
     return {k: v for k, v in asdict(settings).items() if k not in ("progress", "device")}
 
 
-def force_inputs(grid: GridConfig, eip_side: bool = False) -> dict:
+def force_inputs(grid: GridConfig, eip_side: bool = False, eip_labels: bool = True) -> dict:
     """The force settings a result depends on -- empty for energy-only grids (so that their
     folders stay current). ``eip_side``: a result trained on EIP labels only (MP backbone), which
-    depends on the force weight only when EIP forces are injected."""
+    depends on the force weight only when EIP forces are injected; ``eip_labels``: the result
+    trains on EIP-labelled configs (LA) -- else ``eip_forces`` does not change it (a baseline, or
+    an MP fine-tune, whose backbone's own inputs carry it)."""
     if grid.force_weight <= 0 or (eip_side and not grid.eip_forces):
         return {}
-    return {"force_weight": float(grid.force_weight), "eip_forces": bool(grid.eip_forces)}
+    inputs: dict = {"force_weight": float(grid.force_weight)}
+    if eip_side or eip_labels:
+        inputs["eip_forces"] = bool(grid.eip_forces)
+    return inputs
 
 
 def classifier_inputs(key: SplitKey, grid: GridConfig, model: str, seed: int) -> dict:
@@ -148,7 +153,7 @@ def run_inputs(key: SplitKey, grid: GridConfig, spec: RunSpec) -> dict:
         inputs["align"] = grid.align
     if spec.group != "all":
         inputs["quantiles"] = list(grid.quantiles)
-    inputs.update(force_inputs(grid))
+    inputs.update(force_inputs(grid, eip_labels="la" in spec.strategy))
     return inputs
 
 

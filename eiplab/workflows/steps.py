@@ -200,6 +200,9 @@ def finish_run(store: RunStore | str | Path, spec: RunSpec, base: Experiment, gr
     key = split_key(exp)
     inputs = run_inputs(key, grid, spec)
     folder = store.run_folder(spec)
+    if spec.strategy in DELTA_STRATEGIES and grid.force_weight > 0:  # refused before any stored file is touched
+        raise NotImplementedError(f"{spec.model} {spec.tag}: delta-learning with forces (the EIP's forces "
+                                  "subtracted too) is not implemented; run delta strategies with force_weight=0")
     if spec.group != "all":  # the full LA run's choice first (it holds its own lock)
         full = finish_run(store, replace(spec, group="all"), base, grid, log=log)
     with store.lock(folder):
@@ -218,9 +221,6 @@ def finish_run(store: RunStore | str | Path, spec: RunSpec, base: Experiment, gr
                                    out_dir=folder, run_info=_run_info(spec, grid), force_weight=grid.force_weight)
             fit_record = fit.record
         elif spec.strategy in DELTA_STRATEGIES:
-            if grid.force_weight > 0:
-                raise NotImplementedError(f"{spec.model} {spec.tag}: delta-learning with forces (the EIP's forces "
-                                          "subtracted too) is not implemented; run delta strategies with force_weight=0")
             eip = delta_eip(exp, grid.delta_eip)  # the best on TRAIN unless named
             parts = delta_parts(exp, eip)
             fit = fit_energy_model(parts[keys.TRAIN], parts[keys.VAL], parts[keys.TEST],
