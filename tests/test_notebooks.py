@@ -142,3 +142,24 @@ def test_notebooks_run_on_an_mlearn_dataset(tmp_path, monkeypatch):
                                     "confidence_runs": False})
     audits = pd.read_csv(out / "audit_per_split.csv")
     assert set(audits["audited_on"]) == {"test"} and (audits["n_pool_with_dft"] > 0).all()
+
+
+@pytest.mark.notebook
+def test_md_notebook_runs_networks_trained_on_forces(tmp_path, monkeypatch):
+    """Train with forces (DFT and the EIPs'), load the runs as ASE calculators and run MD: notebook
+    06 with ``force_weight`` and ``eip_forces`` (issue 20's end-to-end path)."""
+    import pandas as pd
+    import papermill as pm
+
+    from eiplab import Study
+
+    monkeypatch.setenv("EIPLAB_CACHE", str(tmp_path / "cache"))
+    nb = next(p for p in NOTEBOOKS if p.stem.startswith("06"))
+    out = tmp_path / "tables"
+    pm.execute_notebook(str(nb), str(tmp_path / "06.ipynb"), cwd=str(nb.parent), progress_bar=False,
+                        parameters={"profile": "quick", "out_dir": str(out), "force_weight": 10.0, "eip_forces": True})
+    runs = Study("si-pyxtal", "quick", models=["schnet"], force_weight=10.0, eip_forces=True).results()
+    assert set(runs["tag"]) >= {"baseline", "mp"} and runs["test_mae_force"].notna().all()
+    assert (runs["force_weight"] == 10.0).all()
+    assert list((out).glob("*.csv")), "the MD tables are written"
+    assert pd.read_csv(next(out.glob("relaxation*.csv"))).shape[0] == 3  # two networks + the best EIP
