@@ -6,6 +6,9 @@
    7 Angstrom Al batch of 32 (``bench_gemnet_memory.py``'s cells).
 3. SchNet training throughput (configs per second, batch 32, si-pyxtal-like cells) on the GPU,
    against the same steps on the CPU in the same run (the baseline).
+4. Forces on the GPU (issue 20): the MP per-head force MSE and the LA loss with EIP forces give
+   the same values on CUDA as on the CPU for the same network and batch, and a ``quick`` SchNet
+   grid trained with DFT and EIP forces (baseline, MP, LA) runs on the GPU.
 
 Writes every figure to one JSON file (``--out``) and prints it. Fails at once, with a message
 saying so, when no CUDA device is present.
@@ -101,6 +104,50 @@ def schnet_throughput(steps: int = 20) -> dict:
     return out
 
 
+def forces_on_cuda(work: Path) -> dict:
+    """The force losses on CUDA against the CPU (same weights, same batch), and a force grid."""
+    import torch
+
+    from eiplab import Study, keys
+    from eiplab.graphs import make_loader
+    from eiplab.graphs.build import POS
+    from eiplab.models import ModelConfig, build_model
+    from eiplab.strategies.augment import IS_EIP, AugmentedLoss
+    from eiplab.strategies.experiment import label_with_eips
+    from eiplab.strategies.pretrain import _mtl_graphs, fit_scaler, per_head_force_mse
+
+    study = Study("si-pyxtal", "quick", models=["schnet"], device="auto", grid_dir=work / "force-grid",
+                  force_weight=10.0, eip_forces=True)
+    exp = study.experiment(0)
+    pool, ids = exp.parts[keys.POOL][:32], exp.model_ids[:2]
+    label_with_eips(pool, ids, progress=False, forces=True)
+    config = ModelConfig("schnet", width=32, n_layers=2, cutoff=4.0, n_out=2, head="atomwise")
+    graphs = _mtl_graphs(pool, exp.aligned, fit_scaler(pool, exp.aligned, ids), config, forces=True)
+    torch.manual_seed(0)
+    model = build_model(config)
+    values = {}
+    for device in ("cpu", "cuda"):
+        batch = next(iter(make_loader(graphs, 32))).to(device)
+        values[device] = float(per_head_force_mse(model.to(device), batch))
+    one = build_model(config.replace(n_out=1))
+    la = {}
+    for device in ("cpu", "cuda"):
+        batch = next(iter(make_loader(graphs, 32))).to(device)
+        batch.y = batch.y[:, :1].reshape(-1)
+        batch.forces = torch.nan_to_num(batch.eip_forces[:, 0]) * 0.1
+        batch[IS_EIP] = (torch.arange(batch.num_graphs, device=device) % 2 == 0)
+        batch[POS].requires_grad_(True)
+        la[device] = float(AugmentedLoss(0.5, force_weight=2.0, eip_forces=True)(one.to(device)(batch), batch))
+    t0 = time.perf_counter()
+    runs = study.run(["baseline", "mp", "la"], seeds=[0])
+    devices = sorted({json.loads(p.read_text())["device"] for p in (work / "force-grid").rglob("run.json")})
+    return {"mp_per_head_force_mse": values, "la_loss_with_eip_forces": la,
+            "max_relative_difference": max(abs(values["cuda"] - values["cpu"]) / abs(values["cpu"]),
+                                           abs(la["cuda"] - la["cpu"]) / abs(la["cpu"])),
+            "force_grid_seconds": round(time.perf_counter() - t0, 1), "force_grid_devices": devices,
+            "test_mae_force": {r.tag: round(float(r.test_mae_force), 4) for r in runs.itertuples()}}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="gpu_checks.json")
@@ -110,7 +157,8 @@ def main() -> None:
     os.environ.setdefault("EIPLAB_CACHE", str(work / "cache"))
     for name, check in (("schnet_throughput_configs_per_s", schnet_throughput),
                         ("gemnet_peak_memory", gemnet_peak_memory),
-                        ("quick_grid", lambda: quick_grid(work))):
+                        ("quick_grid", lambda: quick_grid(work)),
+                        ("forces_on_cuda", lambda: forces_on_cuda(work))):
         t0 = time.perf_counter()
         try:
             report[name] = check()
