@@ -26,7 +26,7 @@ import torch
 
 from .. import keys
 from ..eips import eip_forces as forces_of_eip
-from ..graphs.build import BATCH, FORCES, N_ATOMS, POS, Y
+from ..graphs.build import FORCES, N_ATOMS, POS, Y, atom_batch
 from ..training import FitResult, TrainSettings, fit_energy_model, model_inputs
 from ..training.evaluate import force_graph_wanted, predicted_forces
 from .experiment import Experiment
@@ -83,8 +83,7 @@ class AugmentedLoss:
 
     def _force_terms(self, prediction: torch.Tensor, batch, is_eip: torch.Tensor) -> torch.Tensor:
         reference = batch[FORCES].to(prediction.dtype)
-        atom_config = batch[BATCH] if getattr(batch, BATCH, None) is not None else torch.zeros(
-            reference.shape[0], dtype=torch.long, device=reference.device)
+        atom_config = atom_batch(batch)
         known = torch.isfinite(reference).all(dim=1)
         atom_is_eip = is_eip[atom_config]
         dft, eip = known & ~atom_is_eip, known & atom_is_eip & self.eip_forces

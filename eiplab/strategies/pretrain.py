@@ -31,7 +31,7 @@ from torch_geometric.data import Batch
 from ..data import ConfigSet
 from ..eips import eip_forces, species_counts
 from ..graphs import make_loader
-from ..graphs.build import BATCH, POS, Y
+from ..graphs.build import POS, Y, atom_batch
 from ..models import EnergyModel, ModelConfig, build_model, replace_head
 from ..training import (
     MetricsFn,
@@ -124,8 +124,7 @@ class MultiTaskForceLoss:
     def __call__(self, prediction: torch.Tensor, batch: Batch) -> torch.Tensor:
         value = masked_mse(prediction, batch)
         reference = batch[EIP_FORCES].to(prediction.dtype)  # [n_atoms, K, 3]
-        atom_config = batch[BATCH] if getattr(batch, BATCH, None) is not None else torch.zeros(
-            reference.shape[0], dtype=torch.long, device=reference.device)
+        atom_config = atom_batch(batch)
         missing = (~torch.isfinite(reference).all(dim=2)).to(prediction.dtype)  # [n_atoms, K]
         bad = torch.zeros_like(prediction).index_add_(0, atom_config, missing)  # [n_configs, K]
         valid = bad == 0
