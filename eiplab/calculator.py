@@ -29,6 +29,7 @@ from .graphs import make_loader
 from .graphs.build import CELL, POS
 from .models import EnergyModel, load_model
 from .training import BEST_MODEL_FILE, model_inputs, resolve_device
+from .training.evaluate import energy_gradients
 
 
 class NNCalculator(Calculator):
@@ -104,8 +105,7 @@ class NNCalculator(Calculator):
         if not want_forces:
             return
         wrt = [pos, strain] if "stress" in properties else [pos]
-        grads = [g if g is not None else torch.zeros_like(x)
-                 for g, x in zip(torch.autograd.grad(energy, wrt, allow_unused=True), wrt, strict=True)]
+        grads = energy_gradients(energy, wrt)
         self.results["forces"] = -grads[0].detach().cpu().numpy().astype(np.float64)
         if "stress" in properties:
             sigma = 0.5 * (grads[1] + grads[1].T).detach().cpu().numpy() / self.atoms.get_volume()

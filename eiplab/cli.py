@@ -136,6 +136,15 @@ def _cmd_dft_generate(args) -> int:
     return 0 if report.get("finished") else 1
 
 
+def _cmd_dft_ship(args) -> int:
+    from .dft.cli_entry import ship_dataset
+
+    written = ship_dataset(args.work, args.dest)
+    print(f"[dft-ship] wrote {written['dataset']} and {written['provenance']}; register the name in "
+          "eiplab.data.builtin.BUILTIN (system, split scheme, tau) to load it")
+    return 0
+
+
 def _cmd_datasets(args) -> int:
     import pandas as pd
 
@@ -253,6 +262,12 @@ def build_parser() -> argparse.ArgumentParser:
     dg.add_argument("--workers", type=int, default=2, help="DFT worker processes (one thread each)")
     dg.add_argument("--eip-jobs", type=int, default=1, help="processes for the EIP labelling")
     dg.set_defaults(func=_cmd_dft_generate)
+
+    ds = sub.add_parser("dft-ship", help="copy a finished dft-generate folder's dataset (audit configs' DFT hidden) "
+                        "into the package's built-in data, with its provenance")
+    ds.add_argument("--work", required=True, help="the dft-generate work folder (finished)")
+    ds.add_argument("--dest", default=None, help="target folder (default: eiplab/data/builtin)")
+    ds.set_defaults(func=_cmd_dft_ship)
 
     d = sub.add_parser("datasets", help="list the built-in datasets")
     d.set_defaults(func=_cmd_datasets)

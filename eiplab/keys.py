@@ -9,6 +9,7 @@ CONFIG_ID = "config_id"  # str; stable id, survives reordering (split files and 
 ENERGY_DFT = "energy_dft"  # float, eV; total DFT energy (missing when unlabelled)
 ENERGY_EIP = "energy_eip"  # dict[str, float], eV; total energy per EIP model id (NaN = failed)
 FORCES_EIP = "forces_eip"  # dict[str, float [n_atoms, 3] | None], eV/Angstrom; forces per EIP (None = failed)
+DFT_HIDDEN = "dft_hidden"  # bool; DFT known but reserved for auditing: always pool, never trained on
 PHASE = "phase"  # str; e.g. "bulk", "liquid", "cluster", "random-crystal"
 SOURCE = "source"  # str; where the configuration came from (dataset/file)
 

@@ -7,6 +7,7 @@ import json
 from collections import Counter
 
 import numpy as np
+import pandas as pd
 import pytest
 from ase.build import bulk
 from ase.calculators.emt import EMT
@@ -265,6 +266,40 @@ def test_dft_generate_small_with_fake_dft(tmp_path):
     assert len(DFTStore(out / "dft.jsonl").load()) == 9
     with pytest.raises(ValueError, match="different plan"):
         dft_generate("agau-gpaw", out, **{**kw, "n_audit": 4})
+
+
+def test_audit_configs_are_hidden_shipped_and_kept_in_the_pool(tmp_path):
+    from eiplab.data import check_split, cv_splits, paper_splits
+    from eiplab.data.errors import DataError
+    from eiplab.dft import ship_dataset
+
+    out = tmp_path / "agau"
+    with pytest.raises(FileNotFoundError, match="not a dft-generate folder"):
+        ship_dataset(out, tmp_path / "builtin")
+    res = dft_generate("agau-gpaw", out, n_labelled=12, n_pool=20, n_audit=4, n_workers=1, label_eips=False,
+                       progress=False, calculator_factory=emt_factory)
+    roles = pd.read_csv(out / "agau-gpaw.roles.csv", index_col=0)["role"]
+    audit = set(roles.index[roles == "audit"])
+    data = load_packed(res["dataset"], "agau-gpaw")
+    assert {a.info[keys.CONFIG_ID] for a in data if a.info.get(keys.DFT_HIDDEN)} == audit
+    assert data.labelled().sum() == 12 and np.isfinite(data.energies_dft()).sum() == 16
+    for split in cv_splits(data) + paper_splits(data, pool_fraction=0.5):  # both schemes keep the audit in the pool
+        assert (split[sorted(audit)] == keys.POOL).all()
+    split = cv_splits(data)[0].copy()
+    split[sorted(audit)[0]] = keys.TRAIN
+    with pytest.raises(DataError, match="reserved for the classifier audit"):
+        check_split(split, data)
+    written = ship_dataset(out, tmp_path / "builtin")
+    shipped = load_packed(written["dataset"], "agau-gpaw")
+    assert shipped.ids == data.ids and (shipped.labelled() == data.labelled()).all()
+    prov = json.loads(written["provenance"].read_text())
+    assert prov["plan"]["n_audit"] == 4 and len(prov["sha256_npz"]) == 64
+    (out / "agau-gpaw.roles.csv").write_text("config_id,role\n")  # a roles file that disagrees is refused
+    with pytest.raises(ValueError, match="different configs"):
+        ship_dataset(out, tmp_path / "builtin")
+    (out / "agau-gpaw.npz").unlink()
+    with pytest.raises(FileNotFoundError, match="not finished"):
+        ship_dataset(out, tmp_path / "builtin")
 
 
 def test_roles_are_seeded():

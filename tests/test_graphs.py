@@ -203,3 +203,31 @@ def test_edges_are_pairs_then_reverses(name: str) -> None:
     assert torch.equal(shift[~same], -shift[first][~same])
     vectors = edge_vectors(batch)
     assert torch.allclose(vectors.norm(dim=1), vectors[first].norm(dim=1), atol=1e-5)
+
+
+def _soap_in_daemon(queue) -> None:  # runs in a daemon child process (as in a local Dask worker)
+    import warnings
+
+    from eiplab.graphs.soap import PARALLEL_MIN, SoapSettings, soap_features
+
+    configs = [_rattled(bulk("Si", "diamond", a=5.43), seed=k) for k in range(PARALLEL_MIN)]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        features = soap_features(configs, SoapSettings(r_cut=4.0, n_max=2, l_max=1), cache=False,
+                                 n_jobs=2, progress=False)
+    queue.put(([str(w.message) for w in caught], len(features)))
+
+
+def test_soap_in_a_daemon_worker_asks_for_one_job_without_warnings() -> None:
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    child = context.Process(target=_soap_in_daemon, args=(queue,), daemon=True)
+    child.start()
+    messages, n = queue.get(timeout=300)
+    child.join()
+    from eiplab.graphs.soap import PARALLEL_MIN
+
+    assert n == PARALLEL_MIN
+    assert not [m for m in messages if "n_jobs=1" in m], messages  # joblib: "setting n_jobs=1"

@@ -94,15 +94,14 @@ def provenance(name: str) -> dict:
 def builtin_table() -> pd.DataFrame:
     """One row per built-in dataset: system, DFT-labelled and pool configs, atoms per config,
     split scheme, default tau, licence and description (loads each dataset, a few seconds)."""
-    import numpy as np
     import pandas as pd
 
     rows = []
     for name, spec in BUILTIN.items():
         configs = load_builtin(name)
-        labelled = np.isfinite(configs.energies_dft())
+        labelled = configs.labelled()
         n = configs.n_atoms()
         rows.append({"dataset": name, "system": spec.system, "DFT configs": int(labelled.sum()),
-                     "pool (no DFT)": int((~labelled).sum()), "atoms/config": f"{n.min()}-{n.max()}",
+                     "pool (no DFT to train on)": int((~labelled).sum()), "atoms/config": f"{n.min()}-{n.max()}",
                      "splits": spec.splits, "tau": spec.tau, "licence": spec.licence, "description": spec.description})
     return pd.DataFrame(rows).set_index("dataset")

@@ -63,6 +63,12 @@ class ConfigSet(list):
         """DFT total energies, eV [n_configs] (NaN where missing)."""
         return np.array([a.info.get(keys.ENERGY_DFT, np.nan) for a in self], dtype=float)
 
+    def labelled(self) -> np.ndarray:
+        """Which configs may be trained or tested on DFT, bool [n_configs]: a DFT energy that is
+        not hidden for the audit (``info[keys.DFT_HIDDEN]``, a generated dataset's audit subset)."""
+        hidden = np.array([bool(a.info.get(keys.DFT_HIDDEN, False)) for a in self], dtype=bool)
+        return np.isfinite(self.energies_dft()) & ~hidden
+
     def n_atoms(self) -> np.ndarray:
         """Atom counts [n_configs]."""
         return np.array([len(a) for a in self], dtype=int)

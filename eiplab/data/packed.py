@@ -33,6 +33,9 @@ def save_packed(path: str | Path, configs: ConfigSet) -> None:
         "phase": np.array([a.info.get(keys.PHASE, "unknown") for a in configs]),
         "source": np.array([a.info.get(keys.SOURCE, "") for a in configs]),
     }
+    hidden = np.array([bool(a.info.get(keys.DFT_HIDDEN, False)) for a in configs])
+    if hidden.any():  # a generated dataset's audit subset: DFT known, never trained on
+        arrays["dft_hidden"] = hidden
     has_forces = np.array([keys.FORCES_DFT in a.arrays for a in configs])
     if has_forces.any():  # NaN rows for configs without DFT forces (e.g. a pool), marked per config
         arrays["forces_dft"] = np.concatenate(
@@ -66,6 +69,7 @@ def load_packed(path: str | Path, name: str) -> ConfigSet:
     has_forces = data.get("has_forces", np.ones(len(n), dtype=bool))  # files before the mask: all have them
     models = [str(m) for m in data.get("eip_model_ids", [])]
     eip = data.get("energy_eip")
+    hidden = data.get("dft_hidden", np.zeros(len(n), dtype=bool))
     configs = []
     for i in range(len(n)):
         sl = slice(starts[i], ends[i])
@@ -74,6 +78,8 @@ def load_packed(path: str | Path, name: str) -> ConfigSet:
         e = float(data["energy_dft"][i])
         if np.isfinite(e):
             a.info[keys.ENERGY_DFT] = e
+        if hidden[i]:
+            a.info[keys.DFT_HIDDEN] = True
         a.info[keys.PHASE] = str(data["phase"][i])
         a.info[keys.SOURCE] = str(data["source"][i])
         a.info[keys.ENERGY_EIP] = (

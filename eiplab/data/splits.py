@@ -43,7 +43,7 @@ def _structure_groups(configs: ConfigSet, group_duplicates: bool) -> tuple[np.nd
     groups = np.array([config_hash(a) for a in configs]) if group_duplicates else ids
     group_ids, inverse = np.unique(groups, return_inverse=True)
     group_labelled = np.ones(len(group_ids), dtype=bool)
-    np.logical_and.at(group_labelled, inverse, np.isfinite(configs.energies_dft()))
+    np.logical_and.at(group_labelled, inverse, configs.labelled())
     return ids, group_ids, inverse, group_labelled
 
 
@@ -176,7 +176,7 @@ def check_split(split: pd.Series, configs: ConfigSet, where: str = "split") -> N
     """Validate a split against a dataset; raise DataError naming the problem.
 
     Checks: known split names, every config assigned exactly once, no unknown ids, train/val/test
-    non-empty, and every train/val/test config has a DFT energy.
+    non-empty, and every train/val/test config has a DFT energy that is not hidden for the audit.
     """
     bad = sorted(set(split.unique()) - set(keys.SPLITS))
     if bad:
@@ -202,6 +202,9 @@ def check_split(split: pd.Series, configs: ConfigSet, where: str = "split") -> N
         e = by_id[cid].info.get(keys.ENERGY_DFT)
         if e is None or not np.isfinite(e):
             raise DataError(f"{where}: config {cid!r} is in {split[cid]!r} but has no DFT energy; move it to 'pool'")
+        if by_id[cid].info.get(keys.DFT_HIDDEN, False):
+            raise DataError(f"{where}: config {cid!r} is in {split[cid]!r} but its DFT is reserved for the classifier "
+                            "audit (dft_hidden); move it to 'pool'")
 
 
 def write_split(split: pd.Series, path: str | Path) -> Path:

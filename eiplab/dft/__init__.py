@@ -6,7 +6,7 @@ labelling), :mod:`.generators` (configurations), :mod:`.convergence` (the cutoff
 study), :mod:`.datasets` (the recipes), :mod:`.cli_entry` (``eiplab dft-generate``).
 """
 
-from .cli_entry import dft_generate
+from .cli_entry import dft_generate, ship_dataset
 from .datasets import RECIPES, DatasetRecipe
 from .gpaw_calc import NonPeriodicError, gpaw_version, make_calculator
 from .runner import compute_one, label_dft
@@ -25,4 +25,5 @@ __all__ = [
     "gpaw_version",
     "label_dft",
     "make_calculator",
+    "ship_dataset",
 ]

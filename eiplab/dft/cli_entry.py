@@ -7,8 +7,9 @@ finished (a failed SCF counts as finished: it is recorded with its reason).
 
 Files in ``out``: ``plan.json`` (what is being made), ``configs.npz`` (the generated
 configurations), ``dft.jsonl`` (the DFT store), ``eip-cache/`` (EIP energies), and at the end
-``{name}.npz``, ``{name}.roles.csv`` (``config_id,role`` with role labelled/audit/pool),
-``{name}.provenance.json``.
+``{name}.npz`` (the audit configs marked ``keys.DFT_HIDDEN``), ``{name}.roles.csv``
+(``config_id,role`` with role labelled/audit/pool), ``{name}.provenance.json``.
+:func:`ship_dataset` then copies the finished dataset into the package (``eiplab dft-ship``).
 """
 
 from __future__ import annotations
@@ -175,7 +176,10 @@ def dft_generate(
     dft = pd.concat(results) if results else pd.DataFrame()
     failures = {cid: reason for part in results for cid, reason in part.attrs["failures"].items()}
 
-    # 4. everything finished: write the dataset, its roles and its provenance (last)
+    # 4. everything finished: write the dataset, its roles and its provenance (last); the audit
+    #    configs' DFT is marked hidden, so every split keeps them in the pool
+    for atoms in configs.subset(roles.index[roles == AUDIT]):
+        atoms.info[keys.DFT_HIDDEN] = True
     final = out / f"{r.name}.npz"
     _save_packed_atomic(final, configs)
     roles_path = out / f"{r.name}.roles.csv"
@@ -245,3 +249,54 @@ def _provenance(
         },
         "sha256_npz": _sha256(final),
     }
+
+
+def ship_dataset(work: str | os.PathLike, dest: str | os.PathLike | None = None) -> dict[str, Path]:
+    """Copy a finished ``dft-generate`` folder's dataset into the package's built-in data.
+
+    Checks that ``work`` holds the finished files (plan, dataset, roles, provenance), that every
+    config of the roles file is in the dataset with its role (labelled: DFT not hidden; audit:
+    DFT hidden), then writes ``{name}.npz`` and ``{name}.provenance.json`` (with the npz's
+    sha256 and the plan) into ``dest`` (default: ``eiplab/data/builtin``). Registering the name
+    in :data:`eiplab.data.builtin.BUILTIN` (system, split scheme, tau) is the one code change left.
+
+    Returns:
+        ``{"dataset": npz path, "provenance": json path}`` in ``dest``.
+
+    Raises:
+        FileNotFoundError: the generation is not finished (names the missing file and the command).
+        ValueError: the files disagree (a role or a hidden flag does not match).
+    """
+    from ..data.builtin import builtin_dir
+
+    work = Path(work)
+    plan_path = work / "plan.json"
+    if not plan_path.exists():
+        raise FileNotFoundError(f"{work} is not a dft-generate folder (no plan.json)")
+    plan = json.loads(plan_path.read_text())
+    name = plan["dataset"]
+    files = {kind: work / f"{name}.{kind}" for kind in ("npz", "roles.csv", "provenance.json")}
+    for path in files.values():
+        if not path.exists():
+            raise FileNotFoundError(f"{path} is missing: the generation is not finished; resume it with "
+                                    f"`eiplab dft-generate --dataset {name} --out {work}`")
+    configs = load_packed(files["npz"], name=name)
+    roles = pd.read_csv(files["roles.csv"], index_col=0)["role"]
+    if sorted(roles.index) != sorted(configs.ids):
+        raise ValueError(f"{files['roles.csv']} and {files['npz']} list different configs")
+    hidden = pd.Series([bool(a.info.get(keys.DFT_HIDDEN, False)) for a in configs], index=configs.ids)
+    wrong = hidden.index[hidden != (roles.reindex(hidden.index) == AUDIT)]
+    if len(wrong):
+        raise ValueError(f"{files['npz']}: config {wrong[0]!r} (and {len(wrong) - 1} more) has a DFT-hidden flag "
+                         f"that disagrees with its role in {files['roles.csv']}; rerun dft-generate in {work}")
+    dest = Path(dest) if dest is not None else builtin_dir()
+    dest.mkdir(parents=True, exist_ok=True)
+    npz = dest / f"{name}.npz"
+    _save_packed_atomic(npz, configs)
+    prov = json.loads(files["provenance.json"].read_text())
+    prov.update({"plan": plan, "sha256_npz": _sha256(npz),
+                 "shipped_by": f"eiplab dft-ship --work DIR (eiplab.dft.cli_entry.ship_dataset) from {name}'s "
+                               "dft-generate folder"})
+    provenance_path = dest / f"{name}.provenance.json"
+    write_text_atomic(provenance_path, json.dumps(prov, indent=2) + "\n")
+    return {"dataset": npz, "provenance": provenance_path}

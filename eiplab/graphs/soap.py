@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import multiprocessing
 import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
@@ -110,6 +111,9 @@ def _compute(
     configs: Sequence[ase.Atoms], settings: SoapSettings, n_jobs: int, progress: bool
 ) -> list[np.ndarray]:
     results: list[np.ndarray | None] = [None] * len(configs)
+    # a daemon process (a local Dask worker of the grid engine) cannot start joblib workers:
+    # joblib would fall back to one job with a warning per call, so ask for one job directly
+    in_daemon = multiprocessing.current_process().daemon
     groups = {
         True: [k for k, a in enumerate(configs) if np.any(a.pbc)],
         False: [k for k, a in enumerate(configs) if not np.any(a.pbc)],
@@ -122,7 +126,7 @@ def _compute(
             for start in range(0, len(indices), CHUNK):
                 chunk = indices[start : start + CHUNK]
                 systems = [_prepared(configs[k]) for k in chunk]
-                jobs = n_jobs if len(systems) >= PARALLEL_MIN else 1  # joblib start-up ~1-3 s
+                jobs = n_jobs if len(systems) >= PARALLEL_MIN and not in_daemon else 1  # joblib start-up ~1-3 s
                 out = soap.create(systems, n_jobs=jobs)
                 if len(systems) == 1:  # dscribe returns a bare array for a single system
                     out = [out]

@@ -51,6 +51,13 @@ class AugmentedLoss:
         c: Tukey constant; eps: floor of the robust scale (eV/atom; eV/Angstrom for forces).
         force_weight: weight of the force terms (0: energies only, the paper's loss).
         eip_forces: the EIP-labelled configs' forces (the selected EIP's) enter the loss too.
+
+    With forces the loss is ``MSE(E_dft) + force_weight * MSE(F_dft) + weight * (rho(e_eip) +
+    force_weight * rho(F_eip))`` (``rho``: Tukey on each part's own robust scale). One
+    ``force_weight`` sets how much forces count against energies for DFT and EIP labels alike,
+    and alpha (in ``weight``) how much EIP labels count against DFT, for energies and forces
+    alike: two knobs with one meaning each, both chosen on validation, instead of a third weight
+    for EIP forces whose choice would need another validation grid.
     """
 
     weight: float

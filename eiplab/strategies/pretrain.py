@@ -41,7 +41,7 @@ from ..training import (
     seed_everything,
     train,
 )
-from ..training.evaluate import force_graph_wanted
+from ..training.evaluate import force_graph_wanted, predicted_forces
 
 MASK = "target_mask"  # bool [1, K] per graph: which EIP targets are valid
 EIP_FORCES = "eip_forces"  # float [n_atoms, K, 3] per graph: standardised EIP forces F_k / sigma_k (NaN = none)
@@ -132,11 +132,11 @@ class MultiTaskForceLoss:
             return value
         signs = torch.randint(0, 2, prediction.shape, device=prediction.device).to(prediction.dtype) * 2 - 1
         w = torch.where(valid, signs, torch.zeros_like(signs))  # [n_configs, K]
-        (grad,) = torch.autograd.grad((w * prediction).sum(), batch[POS], create_graph=force_graph_wanted())
+        forces = predicted_forces(prediction, batch, create_graph=force_graph_wanted(), head_weights=w)
         w_atom = w[atom_config]  # [n_atoms, K]
         target = (w_atom.unsqueeze(2) * torch.nan_to_num(reference)).sum(1)  # [n_atoms, 3]
         n_pairs = (valid.to(prediction.dtype)[atom_config]).sum()  # valid (atom, EIP) pairs
-        force_mse = ((-grad - target) ** 2).sum() / (3 * n_pairs)
+        force_mse = ((forces - target) ** 2).sum() / (3 * n_pairs)
         return value + self.force_weight * force_mse
 
 
@@ -148,9 +148,11 @@ def per_head_force_mse(model: EnergyModel, batch: Batch) -> torch.Tensor:
     reference = batch[EIP_FORCES].to(prediction.dtype)
     total, count = prediction.new_zeros(()), 0
     for k in range(prediction.shape[1]):
-        (grad,) = torch.autograd.grad(prediction[:, k].sum(), batch[POS], retain_graph=True)
+        head = torch.zeros_like(prediction)
+        head[:, k] = 1.0
+        forces = predicted_forces(prediction, batch, head_weights=head, retain_graph=True)
         ok = torch.isfinite(reference[:, k]).all(dim=1)
-        total = total + ((-grad[ok] - reference[ok, k]) ** 2).sum()
+        total = total + ((forces[ok] - reference[ok, k]) ** 2).sum()
         count += 3 * int(ok.sum())
     return total / max(count, 1)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextvars
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 import torch
@@ -36,10 +36,27 @@ def force_graph_wanted() -> bool:
     return torch.is_grad_enabled() and _FORCE_GRAPH.get()
 
 
-def predicted_forces(prediction: torch.Tensor, batch: Batch, create_graph: bool = False) -> torch.Tensor:
-    """Forces of output 0, ``-dE/dpos``, float [n_atoms, 3] (eV/Angstrom); ``batch.pos`` must
-    require grad before the forward pass. ``create_graph`` keeps the graph for a loss on them."""
-    (grad,) = torch.autograd.grad(prediction[:, 0].sum(), batch[POS], create_graph=create_graph)
+def energy_gradients(energy: torch.Tensor, inputs: Sequence[torch.Tensor], create_graph: bool = False,
+                     retain_graph: bool | None = None) -> list[torch.Tensor]:
+    """``d energy / d input`` for each input (the one place eiplab differentiates an energy:
+    forces, stress, force losses). ``energy`` is a scalar (eV); an input the energy does not
+    depend on gets zeros of its shape. ``create_graph`` keeps the graph for a loss on them."""
+    grads = torch.autograd.grad(energy, list(inputs), create_graph=create_graph, retain_graph=retain_graph,
+                                allow_unused=True)
+    return [torch.zeros_like(x) if g is None else g for g, x in zip(grads, inputs, strict=True)]
+
+
+def predicted_forces(prediction: torch.Tensor, batch: Batch, create_graph: bool = False, *,
+                     head_weights: torch.Tensor | None = None, retain_graph: bool | None = None) -> torch.Tensor:
+    """Forces ``-d/dpos sum_c sum_k w[c, k] E[c, k]``, float [n_atoms, 3] (eV/Angstrom), of the
+    [n_configs, n_out] ``prediction``: by default ``w`` picks output 0 (each config's energy);
+    ``head_weights`` [n_configs, n_out] gives another combination of the heads (multi-task force
+    losses). ``batch.pos`` must require grad before the forward pass."""
+    if head_weights is None:
+        head_weights = torch.zeros_like(prediction)
+        head_weights[:, 0] = 1.0
+    (grad,) = energy_gradients((head_weights * prediction).sum(), [batch[POS]], create_graph=create_graph,
+                               retain_graph=retain_graph)
     return -grad
 
 
