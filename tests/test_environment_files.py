@@ -1,4 +1,5 @@
-"""requirements.txt, environment.yml and binder/environment.yml list the same packages."""
+"""requirements.txt, environment.yml and binder/environment.yml list the same packages; what git keeps of
+the long grids in grid-work/."""
 
 import re
 from pathlib import Path
@@ -50,3 +51,24 @@ def test_binder_registers_the_kernel_the_notebooks_name():
     setup = (ROOT / "scripts" / "setup.sh").read_text()
     assert names == {"eiplab"}
     assert "--name eiplab" in post and "--name eiplab" in setup
+
+
+def test_grid_work_keeps_records_and_backbones_not_checkpoints():
+    import shutil
+    import subprocess
+
+    if shutil.which("git") is None or not (ROOT / ".git").exists():
+        import pytest
+
+        pytest.skip("not a git checkout")
+    kept = ["grid-work/g/runs/schnet/mp+la/seed0/alpha_1/run.json",
+            "grid-work/g/runs/schnet/mp+la/seed0/result.json",
+            "grid-work/g/la/schnet/all/seed0/selection.csv",
+            "grid-work/g/pretrain/schnet/eips-0123456789ab/model_best.pt"]
+    dropped = ["grid-work/g/runs/schnet/mp+la/seed0/alpha_1/checkpoint_last.pt",
+               "grid-work/g/runs/schnet/mp+la/seed0/alpha_1/model_best.pt",
+               "grid-work/g/pretrain/schnet/eips-0123456789ab/checkpoint_last.pt",
+               "grid-work/g/la/schnet/all/seed0/.lock"]
+    for path in kept + dropped:  # check-ignore exits 0 for an ignored path, 1 for a kept one
+        ignored = subprocess.run(["git", "check-ignore", "-q", "--no-index", path], cwd=ROOT).returncode == 0
+        assert ignored == (path in dropped), path
