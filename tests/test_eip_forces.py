@@ -7,6 +7,7 @@ import json
 from dataclasses import replace
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -201,3 +202,37 @@ def test_grid_with_eip_forces_reports_force_mae(study):
     assert json.loads(backbone.read_text())["eip_force_weight"] == study.grid.force_weight
     with pytest.raises(NotImplementedError, match="delta-learning with forces"):
         study.run(["delta"], seeds=[0])
+
+
+def test_tables_keep_runs_with_and_without_eip_forces_apart(tmp_path):
+    from eiplab.workflows import RunStore
+    from eiplab.workflows.store import load_records
+
+    def record(tag: str, seed: int, mae: float, eipf: bool | None) -> dict:
+        rec = {"model": "schnet", "tag": tag, "strategy": tag, "seed": seed, "test_mae_config": mae,
+               "test_mae_atom": mae / 8, "test_mae_force": mae / 3}
+        if eipf is not None:  # a force grid's records carry both settings, energy-only ones neither
+            rec.update({"force_weight": 10.0, "eip_forces": eipf})
+        return rec
+
+    runs = pd.DataFrame([record("baseline", s, 0.50, False) for s in (0, 1)]
+                        + [record("baseline", s, 0.50, True) for s in (0, 1)]  # the eipf grid's baseline: no EIPs
+                        + [record("mp", s, 0.40, False) for s in (0, 1)]
+                        + [record("mp", s, 0.30, True) for s in (0, 1)])
+    table = res.table3(runs)
+    assert list(table.index) == [("schnet", "baseline"), ("schnet", "mp"), ("schnet", "mp" + res.EIP_FORCES_LABEL)]
+    assert table.loc[("schnet", "mp"), "Config (eV)"].startswith("0.4000")  # never averaged with 0.30
+    change = res.improvement_table(runs)["change_config_%"]
+    assert change[("schnet", "mp" + res.EIP_FORCES_LABEL)] == pytest.approx(-40.0)
+    # exported records of both grids sit side by side and read back the same
+    for k, part in enumerate((runs.iloc[[0, 1, 4, 5]], runs.iloc[[2, 3, 6, 7]])):
+        for _, rec in part.iterrows():
+            folder = tmp_path / f"grid{k}" / "runs" / "schnet" / rec["tag"] / f"seed{rec['seed']}"
+            folder.mkdir(parents=True)
+            (folder / "result.json").write_text(json.dumps(rec.dropna().to_dict()))
+        RunStore(tmp_path / f"grid{k}").export(tmp_path / "records")
+    names = sorted(p.name for p in (tmp_path / "records").glob("*.json"))
+    assert "schnet-mp-eipf-seed0.json" in names and "schnet-mp-seed0.json" in names
+    assert "schnet-baseline-eipf-seed0.json" not in names
+    again = res.table3(load_records(tmp_path / "records"))
+    assert list(again.index) == list(table.index)

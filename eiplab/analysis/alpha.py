@@ -15,7 +15,7 @@ import pandas as pd
 import plotly.express as px
 
 from .. import keys
-from .results import TEST_ATOM, TEST_CONFIG
+from .results import TEST_ATOM, TEST_CONFIG, run_label
 from .tables import mean_std_table
 
 if TYPE_CHECKING:
@@ -27,7 +27,8 @@ ALPHA_COLUMNS = ["model", "tag", "seed", "alpha", "effective_weight", "n_aug", V
 
 
 def alpha_runs(results: pd.DataFrame) -> pd.DataFrame:
-    """One row per (model, run tag, split, alpha) of every run that recorded an alpha table:
+    """One row per (model, run tag, split, alpha) of every run that recorded an alpha table (the
+    tag marked when the run injected the EIPs' forces, :func:`eiplab.analysis.results.run_label`):
     effective weight, number of EIP-labelled configs, validation / test config MAE (eV), test
     atom MAE (eV/atom) and whether validation chose it. Empty when no run tried several alphas."""
     rows = []
@@ -38,7 +39,7 @@ def alpha_runs(results: pd.DataFrame) -> pd.DataFrame:
         if not isinstance(table, list) or len(table) < 2:
             continue
         for entry in table:
-            rows.append({"model": run["model"], "tag": run["tag"], "seed": int(run["seed"]),
+            rows.append({"model": run["model"], "tag": run_label(run), "seed": int(run["seed"]),
                          **{k: entry.get(k) for k in ALPHA_COLUMNS[3:]}})
     df = pd.DataFrame(rows, columns=ALPHA_COLUMNS)
     df["chosen"] = df["chosen"].astype(bool)

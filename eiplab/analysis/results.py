@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import plotly.express as px
@@ -21,21 +22,41 @@ STRATEGY_ORDER = ("baseline", "la", "mp", "mp+la", "delta", "delta+mp")
 MODEL_ORDER = ("soapnet", "schnet", "cgcnn", "gemnet")  # the paper's row order; other models follow
 
 
+EIP_FORCES_LABEL = " +EIP forces"  # marks the runs that injected the EIPs' forces (MP heads, LA picks)
+
+
 def _model_rank(model: str) -> int:
     return MODEL_ORDER.index(model) if model in MODEL_ORDER else len(MODEL_ORDER)
+
+
+def run_label(run: Mapping[str, Any]) -> str:
+    """A run's tag for tables, marked with :data:`EIP_FORCES_LABEL` when it injected the EIPs'
+    forces, so that tables built from several grids never average runs with and without them
+    (the run tag itself is the same: ``mp``, ``la``)."""
+    from ..workflows.spec import injected_eip_forces
+
+    return f"{run['tag']}{EIP_FORCES_LABEL}" if injected_eip_forces(run) else str(run["tag"])
+
+
+def _strategy_rows(results: pd.DataFrame) -> pd.DataFrame:
+    """The Table 3 runs (tags in STRATEGY_ORDER) with their ``label`` (:func:`run_label`), sorted
+    by model, strategy (runs with EIP forces after the same strategy without) and split."""
+    df = results[results["tag"].isin(STRATEGY_ORDER)].copy()
+    df["label"] = [run_label(run) for _, run in df.iterrows()]
+    eipf = df["label"].str.endswith(EIP_FORCES_LABEL)
+    df["order"] = df["tag"].map(STRATEGY_ORDER.index) + 0.5 * eipf.astype(float)
+    df["model_rank"] = df["model"].map(_model_rank)
+    return df.sort_values(["model_rank", "model", "order", "seed"])
 
 
 def table3(results: pd.DataFrame, decimals: int = 4) -> pd.DataFrame:
     """Table 3: rows (model, strategy), columns Config (eV) and Atom (eV/atom) as mean (std) over
     splits, plus Force (eV/A, MAE per component) when the runs were trained on forces."""
-    df = results[results["tag"].isin(STRATEGY_ORDER)].copy()
-    df["order"] = df["tag"].map(STRATEGY_ORDER.index)
-    df["model_rank"] = df["model"].map(_model_rank)
-    df = df.sort_values(["model_rank", "model", "order", "seed"])
+    df = _strategy_rows(results)
     columns = [TEST_CONFIG, TEST_ATOM]
     if TEST_FORCE in df.columns and df[TEST_FORCE].notna().any():
         columns.append(TEST_FORCE)
-    table = mean_std_table(df, ["model", "tag"], columns, decimals)
+    table = mean_std_table(df, ["model", "label"], columns, decimals)
     table.columns = ["Config (eV)", "Atom (eV/atom)", "Force (eV/A)"][: len(columns)]
     table.index.names = ["model", "strategy"]
     return table
@@ -43,8 +64,8 @@ def table3(results: pd.DataFrame, decimals: int = 4) -> pd.DataFrame:
 
 def improvement_table(results: pd.DataFrame) -> pd.DataFrame:
     """Per model and strategy: mean test MAEs and the relative change against the baseline (%)."""
-    df = results[results["tag"].isin(STRATEGY_ORDER)]
-    mean = df.groupby(["model", "tag"])[[TEST_CONFIG, TEST_ATOM]].mean()
+    df = _strategy_rows(results)
+    mean = df.groupby(["model", "label"], sort=False)[[TEST_CONFIG, TEST_ATOM]].mean()
     rows = []
     for (model, tag), row in mean.iterrows():
         if (model, "baseline") not in mean.index:

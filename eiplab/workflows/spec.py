@@ -3,8 +3,11 @@ profiles' grids (:func:`grid_from_profile`, :func:`specs_for`)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
 
 from ..data import ConfigSet
 from ..models import ModelConfig
@@ -18,6 +21,16 @@ STRATEGIES = ("baseline", "la", "mp", "mp+la")  # the paper's (the default grid)
 DELTA_STRATEGIES = ("delta", "delta+mp")
 #: Strategies that start from the MP-pretrained backbone.
 MP_STRATEGIES = ("mp", "mp+la", "delta+mp")
+#: the strategies ``eip_forces`` changes (MP through its backbone, LA through its picks' forces)
+EIP_FORCE_STRATEGIES = ("la", "mp", "mp+la")
+
+
+def injected_eip_forces(record: Mapping[str, Any]) -> bool:
+    """Whether a run record (a ``result.json``) injected the EIPs' forces: ``eip_forces`` True
+    and a strategy that uses them (a baseline of the same grid did not: it never sees an EIP)."""
+    value = record.get("eip_forces", False)
+    strategy = record.get("strategy", record.get("tag"))
+    return isinstance(value, (bool, np.bool_)) and bool(value) and strategy in EIP_FORCE_STRATEGIES
 
 
 @dataclass(frozen=True)

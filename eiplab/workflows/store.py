@@ -34,6 +34,7 @@ import pandas as pd
 from ..atomic_io import write_text_atomic
 from ..provenance import MADE_WITH_FILE, fingerprint, mismatch, write_made_with
 from ..training.records import BEST_MODEL_FILE
+from .spec import injected_eip_forces
 
 if TYPE_CHECKING:
     from .spec import RunSpec
@@ -208,7 +209,8 @@ class RunStore:
             rec = json.loads(result.read_text())
             if models and rec["model"] not in models:
                 continue
-            stem = f"{rec['model']}-{rec['tag']}-seed{rec['seed']}"
+            eipf = "-eipf" if injected_eip_forces(rec) else ""  # beside the same runs without EIP forces
+            stem = f"{rec['model']}-{rec['tag']}{eipf}-seed{rec['seed']}"
             written.append(dest / f"{stem}.json")
             written[-1].write_text(result.read_text())
             run = self.fit_folder(result.parent, rec) / RECORD_FILE
