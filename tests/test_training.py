@@ -301,3 +301,22 @@ def test_atomic_write_keeps_the_old_file_when_a_write_fails(tmp_path):
     write_text_atomic(path, "{}")
     assert path.read_text() == "{}"
     assert [p.name for p in path.parent.iterdir()] == ["run.json"]  # no temporary file left
+
+
+def test_run_record_names_the_revision_read_before_training(monkeypatch):
+    """A checkout during a long fit must not relabel it: the record keeps the revision of the
+    code that trained (read when training starts), not the one checked out when it ends."""
+    import eiplab.training.loop as loop
+
+    checked_out = {"later": False}  # a callback "checks out another commit" after the first epoch
+    monkeypatch.setattr(loop, "git_revision", lambda: "rev-after-a-checkout" if checked_out["later"] else "rev-at-start")
+    configs = _si_configs(4, seed=4)
+    torch.manual_seed(0)
+    model = build_model(ModelConfig("schnet", **TINY))
+    graphs = model_inputs(configs, model.config)
+    prepare_for_fit(model, graphs, energy_baseline=True)
+    settings = TrainSettings(epochs=1, batch_size=4, schedule="constant", progress=False)
+    result = train(model, make_loader(graphs, 4), None, energy_mse, settings,
+                   callbacks=[lambda epoch, entry: checked_out.update(later=True)])
+    assert result.record["git_revision"] == "rev-at-start"
+    assert T.git_revision() == T.git_revision()  # one process, one revision (cached)

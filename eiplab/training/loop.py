@@ -223,6 +223,7 @@ def train(
     """
     check_prepared(model)
     started = time.perf_counter()
+    revision = git_revision()  # the code this process runs: read before training, not after
     device = resolve_device(settings.device)
     model.to(device)
     out = Path(out_dir) if out_dir is not None else None
@@ -281,7 +282,7 @@ def train(
             RUN_BEST_EPOCH: best_epoch,
             RUN_METRICS: dict(best_metrics),
             RUN_HISTORY: history,
-            RUN_GIT: git_revision(),
+            RUN_GIT: revision,
             RUN_TORCH: torch.__version__,
             RUN_WALL_TIME: progress.wall_before + time.perf_counter() - started,
         }

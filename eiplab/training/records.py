@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import subprocess
@@ -45,8 +46,11 @@ BEST_MODEL_FILE = "model_best.pt"
 RECORD_FILE = "run.json"
 
 
+@functools.lru_cache(maxsize=1)
 def git_revision() -> str | None:
-    """The git commit of the eiplab source tree, or None (read-only ``git rev-parse``)."""
+    """The git commit of the eiplab source tree when this process first asked, or None
+    (read-only ``git rev-parse``). Cached: a long process reports the revision of the code it
+    loaded, even if the tree is checked out at another commit while it trains."""
     try:
         out = subprocess.run(
             ["git", "rev-parse", "HEAD"],
