@@ -27,4 +27,6 @@ SPLITS = (POOL, TRAIN, VAL, TEST)
 N_ATOMS = "n_atoms"
 MAE_CONFIG = "mae_config"  # eV: mean |E_pred - E_dft|
 MAE_FORCE = "mae_force"  # eV/Angstrom: mean |F_pred - F_dft| over force components (force training)
+RMSE_FORCE = "rmse_force"  # eV/Angstrom: root mean squared force-component error
+MEAN_ABS_FORCE_DFT = "mean_abs_force_dft"  # eV/Angstrom: mean |F_dft| over force components (the scale)
 MAE_ATOM = "mae_atom"  # eV/atom: mean |E_pred - E_dft| / N

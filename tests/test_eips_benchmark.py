@@ -112,3 +112,28 @@ def test_parity_figure_one_trace_per_eip():
     assert len(fig.data[0].x) == 10 and len(fig.data[1].x) == 8  # NaN left out
     np.testing.assert_allclose(fig.data[0].y, np.full(10, -4.0))
     assert "eV/atom" in fig.layout.xaxis.title.text
+
+
+def test_force_errors_known_by_hand():
+    from eiplab.eips import force_errors
+
+    def cell(cid: str, dft: list, eips: dict) -> Atoms:
+        atoms = Atoms("Si2", positions=[[0, 0, 0], [1.2, 1.2, 1.2]])
+        atoms.info[keys.CONFIG_ID] = cid
+        atoms.arrays[keys.FORCES_DFT] = np.array(dft, dtype=float)
+        atoms.info[keys.FORCES_EIP] = {m: None if f is None else np.array(f, dtype=float) for m, f in eips.items()}
+        return atoms
+
+    dft = [[1.0, 0.0, 0.0], [-1.0, 0.0, 0.0]]
+    configs = [cell("a", dft, {"good": dft, "off": [[2.0, 0, 0], [-2.0, 0, 0]]}),
+               cell("b", dft, {"good": None, "off": [[1.0, 3.0, 0], [-1.0, -3.0, 0]]})]
+    table = force_errors(configs, ["good", "off"]).set_index("model_id")
+    assert table.loc["good", keys.MAE_FORCE] == 0.0 and table.loc["good", "n_failed"] == 1
+    # "off": errors (1,0,0,-1,0,0) on a and (0,3,0,0,-3,0) on b: mean |e| = 8/12, rms = sqrt(20/12)
+    assert table.loc["off", keys.MAE_FORCE] == pytest.approx(8 / 12)
+    assert table.loc["off", keys.RMSE_FORCE] == pytest.approx(np.sqrt(20 / 12))
+    assert table.loc["off", keys.MEAN_ABS_FORCE_DFT] == pytest.approx(1 / 3)
+    assert table.loc["off", "n_configs"] == 2
+    unlabelled = cell("c", dft, {})
+    with pytest.raises(KeyError, match="no forces of EIP good"):
+        force_errors([unlabelled], ["good"])

@@ -7,7 +7,7 @@ Data flow: configs (``ase.Atoms``) -> :func:`label_dataset` (energies in
 """
 
 from .alignment import SpeciesAligner, SpeciesReference, fit_offsets
-from .benchmark import eip_benchmark, parity_figure, summarize, table2
+from .benchmark import eip_benchmark, force_errors, parity_figure, summarize, table2
 from .cache import LabelCache, config_hash
 from .calculator import CalculatorModel
 from .configs import ConfigArrays
@@ -67,6 +67,7 @@ __all__ = [
     "trained_on",
     "dft_energies",
     "eip_benchmark",
+    "force_errors",
     "eip_energies",
     "evaluate",
     "evaluate_detailed",

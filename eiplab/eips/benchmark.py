@@ -211,3 +211,38 @@ def parity_figure(
         + (" (aligned)" if aligner is not None and aligner.method != "none" else ""),
     )
     return fig
+
+
+def force_errors(configs: Sequence[Atoms], model_ids: Sequence[str]) -> pd.DataFrame:
+    """Each EIP's forces against DFT's, one row per EIP (forces need no alignment).
+
+    Over the configs that have DFT forces (``arrays[keys.FORCES_DFT]``) and this EIP's forces
+    (labelled with ``label_dataset(..., forces=True)``; a config where the EIP failed is counted
+    in ``n_failed`` and left out): ``keys.MAE_FORCE`` and ``keys.RMSE_FORCE`` per force component
+    (eV/Angstrom), ``keys.MEAN_ABS_FORCE_DFT`` (eV/Angstrom, the scale the errors compare with,
+    over the same configs), ``n_configs`` and ``n_failed``.
+
+    Raises:
+        KeyError: a config has DFT forces but was not labelled with an EIP's forces.
+    """
+    from .labelling import eip_forces
+
+    with_dft = [a for a in configs if keys.FORCES_DFT in a.arrays]
+    rows = []
+    for model_id in model_ids:
+        errors, reference, failed = [], [], 0
+        for atoms in with_dft:
+            forces = eip_forces(atoms, model_id)
+            if forces is None or not np.isfinite(forces).all():
+                failed += 1
+                continue
+            dft = np.asarray(atoms.arrays[keys.FORCES_DFT], dtype=float)
+            errors.append((np.asarray(forces, dtype=float) - dft).ravel())
+            reference.append(dft.ravel())
+        err = np.concatenate(errors) if errors else np.array([np.nan])
+        ref = np.concatenate(reference) if reference else np.array([np.nan])
+        rows.append({"model_id": model_id, "name": spec_for(model_id).name,
+                     keys.MAE_FORCE: float(np.mean(np.abs(err))), keys.RMSE_FORCE: float(np.sqrt(np.mean(err**2))),
+                     keys.MEAN_ABS_FORCE_DFT: float(np.mean(np.abs(ref))), "n_configs": len(errors), "n_failed": failed})
+    return pd.DataFrame(rows)
+
