@@ -294,8 +294,20 @@ def test_audit_configs_are_hidden_shipped_and_kept_in_the_pool(tmp_path):
     assert shipped.ids == data.ids and (shipped.labelled() == data.labelled()).all()
     prov = json.loads(written["provenance"].read_text())
     assert prov["plan"]["n_audit"] == 4 and len(prov["sha256_npz"]) == 64
+    with pytest.raises(ValueError, match="trial plan"):  # never into the package's own data
+        ship_dataset(out)
+    roles_csv = (out / "agau-gpaw.roles.csv").read_text()
+    audit_id = sorted(audit)[0]
+    (out / "agau-gpaw.roles.csv").write_text(roles_csv.replace(f"{audit_id},audit", f"{audit_id},pool"))
+    with pytest.raises(ValueError, match="disagrees with its role"):
+        ship_dataset(out, tmp_path / "builtin")
     (out / "agau-gpaw.roles.csv").write_text("config_id,role\n")  # a roles file that disagrees is refused
     with pytest.raises(ValueError, match="different configs"):
+        ship_dataset(out, tmp_path / "builtin")
+    (out / "agau-gpaw.roles.csv").write_text(roles_csv)
+    with open(out / "agau-gpaw.npz", "ab") as f:  # a dataset changed after it was made
+        f.write(b"x")
+    with pytest.raises(ValueError, match="does not match the sha256"):
         ship_dataset(out, tmp_path / "builtin")
     (out / "agau-gpaw.npz").unlink()
     with pytest.raises(FileNotFoundError, match="not finished"):
@@ -393,3 +405,19 @@ def test_dft_generate_labels_table2_eips(tmp_path, monkeypatch):
         assert all(np.isfinite(e) for e in a.info[keys.ENERGY_EIP].values())
     prov = json.loads((tmp_path / "out" / "agau-gpaw.provenance.json").read_text())
     assert prov["eip_models"] == ids
+
+
+def test_an_experiment_refuses_a_split_that_trains_on_hidden_dft(tmp_path):
+    from eiplab.data import cv_splits
+    from eiplab.data.errors import DataError
+    from eiplab.strategies.experiment import prepare_experiment
+
+    res = dft_generate("agau-gpaw", tmp_path / "agau", n_labelled=12, n_pool=20, n_audit=4, n_workers=1,
+                       label_eips=False, progress=False, calculator_factory=emt_factory)
+    data = load_packed(res["dataset"], "agau-gpaw")
+    split = cv_splits(data)[0].copy()
+    hidden = next(a.info[keys.CONFIG_ID] for a in data if a.info.get(keys.DFT_HIDDEN))
+    split[hidden] = keys.TRAIN  # a hand-made split
+    energies = pd.DataFrame({"eip": np.zeros(len(data))}, index=pd.Index(data.ids, name=keys.CONFIG_ID))
+    with pytest.raises(DataError, match="reserved for the classifier audit"):
+        prepare_experiment(data, split, ["eip"], energies=energies, progress=False)

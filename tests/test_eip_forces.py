@@ -236,3 +236,36 @@ def test_tables_keep_runs_with_and_without_eip_forces_apart(tmp_path):
     assert "schnet-baseline-eipf-seed0.json" not in names
     again = res.table3(load_records(tmp_path / "records"))
     assert list(again.index) == list(table.index)
+
+
+def test_tables_refuse_mixed_force_weights_and_survive_no_strategy_rows():
+    def record(tag: str, seed: int, fw: float | None, eipf: bool = False) -> dict:
+        rec = {"model": "schnet", "tag": tag, "strategy": tag.split("-")[0], "seed": seed, "test_mae_config": 0.4,
+               "test_mae_atom": 0.05, "tukey": True, "subset": "all", "group": "all"}
+        if fw is not None:
+            rec.update({"force_weight": fw, "eip_forces": eipf})
+        return rec
+
+    mixed = pd.DataFrame([record("baseline", 0, None), record("baseline", 0, 10.0)])
+    with pytest.raises(ValueError, match="different force weights"):
+        res.table3(mixed)
+    la = pd.DataFrame([record("la", 0, 10.0, False), record("la", 0, 10.0, True), record("la-notukey", 0, 10.0)])
+    with pytest.raises(ValueError, match="with and without EIP forces"):
+        res.table4(la)
+    assert len(res.table3(la.iloc[[0, 1]])) == 2  # Table 3 keeps them apart instead
+    only_ablation = pd.DataFrame([record("la-notukey", 0, None)])
+    assert res.table3(only_ablation).empty and res.improvement_table(only_ablation).empty
+
+
+def test_export_refuses_to_replace_a_record_of_other_force_settings(tmp_path):
+    from eiplab.workflows import RunStore
+
+    for name, extra in (("energy", {}), ("forces", {"force_weight": 10.0, "eip_forces": False})):
+        folder = tmp_path / name / "runs" / "schnet" / "baseline" / "seed0"
+        folder.mkdir(parents=True)
+        (folder / "result.json").write_text(json.dumps({"model": "schnet", "tag": "baseline", "strategy": "baseline",
+                                                        "seed": 0, "test_mae_config": 0.5, **extra}))
+    RunStore(tmp_path / "energy").export(tmp_path / "records")
+    RunStore(tmp_path / "energy").export(tmp_path / "records")  # the same run again: fine
+    with pytest.raises(ValueError, match="force_weight"):
+        RunStore(tmp_path / "forces").export(tmp_path / "records")

@@ -319,4 +319,24 @@ def test_run_record_names_the_revision_read_before_training(monkeypatch):
     result = train(model, make_loader(graphs, 4), None, energy_mse, settings,
                    callbacks=[lambda epoch, entry: checked_out.update(later=True)])
     assert result.record["git_revision"] == "rev-at-start"
-    assert T.git_revision() == T.git_revision()  # one process, one revision (cached)
+
+
+
+def test_git_revision_is_read_once_per_process(monkeypatch):
+    import subprocess
+
+    from eiplab.training import records
+
+    calls = []
+
+    def fake_run(*args, **kwargs):
+        calls.append(args)
+        return subprocess.CompletedProcess(args, 0, stdout=f"rev{len(calls)}\n", stderr="")
+
+    records.git_revision.cache_clear()
+    monkeypatch.setattr(records.subprocess, "run", fake_run)
+    try:
+        assert records.git_revision() == "rev1" and records.git_revision() == "rev1"
+        assert len(calls) == 1
+    finally:
+        records.git_revision.cache_clear()

@@ -38,12 +38,38 @@ def run_label(run: Mapping[str, Any]) -> str:
     return f"{run['tag']}{EIP_FORCES_LABEL}" if injected_eip_forces(run) else str(run["tag"])
 
 
+def comparable_runs(results: pd.DataFrame, what: str, *, eip_forces_apart: bool = False) -> pd.DataFrame:
+    """``results`` with a ``label`` column (:func:`run_label`) and each (model, label, split) once,
+    refusing what one table must not average: runs trained with different force weights, and --
+    unless the table keeps them apart (``eip_forces_apart``: Table 3, the alpha tables) -- runs
+    with and without EIP forces. Several grids may hold the same run (each grid trains its own
+    baseline): the first record of each (model, label, split) is kept.
+
+    Raises:
+        ValueError: naming the table and what is mixed.
+    """
+    from ..workflows.spec import injected_eip_forces
+
+    df = results.copy()
+    df["label"] = pd.Series([run_label(run) for _, run in df.iterrows()], index=df.index, dtype=object)
+    weight = df["force_weight"].fillna(0.0) if "force_weight" in df else pd.Series(0.0, index=df.index)
+    weights = sorted({float(w) for w in weight})  # energy-only records have none: 0
+    if len(weights) > 1:
+        raise ValueError(f"{what}: the runs were trained with different force weights {weights}; make one table "
+                         "per force weight (eiplab tables on the records or grids of one --force-weight)")
+    uses_eipf = {injected_eip_forces(run) for _, run in df.iterrows() if run.get("strategy", run["tag"]) in
+                 ("la", "mp", "mp+la")}
+    if len(uses_eipf) > 1 and not eip_forces_apart:
+        raise ValueError(f"{what}: runs with and without EIP forces are mixed; make it from the grids of one "
+                         "--eip-forces setting (Table 3 and the alpha tables keep them apart)")
+    return df.drop_duplicates(["model", "label", "seed"], keep="first")
+
+
 def _strategy_rows(results: pd.DataFrame) -> pd.DataFrame:
     """The Table 3 runs (tags in STRATEGY_ORDER) with their ``label`` (:func:`run_label`), sorted
     by model, strategy (runs with EIP forces after the same strategy without) and split."""
-    df = results[results["tag"].isin(STRATEGY_ORDER)].copy()
-    df["label"] = [run_label(run) for _, run in df.iterrows()]
-    eipf = df["label"].str.endswith(EIP_FORCES_LABEL)
+    df = comparable_runs(results[results["tag"].isin(STRATEGY_ORDER)], "Table 3", eip_forces_apart=True)
+    eipf = df["label"].str.endswith(EIP_FORCES_LABEL).astype(bool) if len(df) else pd.Series(dtype=bool)
     df["order"] = df["tag"].map(STRATEGY_ORDER.index) + 0.5 * eipf.astype(float)
     df["model_rank"] = df["model"].map(_model_rank)
     return df.sort_values(["model_rank", "model", "order", "seed"])
@@ -77,12 +103,13 @@ def improvement_table(results: pd.DataFrame) -> pd.DataFrame:
             "change_config_%": 100 * (row[TEST_CONFIG] / base[TEST_CONFIG] - 1),
             "change_atom_%": 100 * (row[TEST_ATOM] / base[TEST_ATOM] - 1),
         })
-    return pd.DataFrame(rows).set_index(["model", "strategy"])
+    columns = ["model", "strategy", TEST_CONFIG, TEST_ATOM, "change_config_%", "change_atom_%"]
+    return pd.DataFrame(rows, columns=columns).set_index(["model", "strategy"])
 
 
 def table4(results: pd.DataFrame, decimals: int = 4) -> pd.DataFrame:
     """Table 4: config-level MAE with and without the Tukey loss (LA), per model."""
-    df = results[results["tag"].isin(["la", "la-notukey"])].copy()
+    df = comparable_runs(results[results["tag"].isin(["la", "la-notukey"])], "Table 4")
     df["Tukey"] = df["tag"].map({"la": "w/ Tukey", "la-notukey": "w/o Tukey"})
     table = mean_std_table(df, ["Tukey", "model"], [TEST_CONFIG], decimals)[TEST_CONFIG].unstack("model")
     return table.reindex(["w/o Tukey", "w/ Tukey"])
@@ -99,7 +126,8 @@ def _with_defaults(results: pd.DataFrame) -> pd.DataFrame:
 def _table5_runs(results: pd.DataFrame) -> pd.DataFrame:
     """Baseline runs and LA runs with all EIPs and the Tukey term (full selection or one group)."""
     df = _with_defaults(results)
-    return df[(df["tag"] == "baseline") | ((df["strategy"] == "la") & (df["subset"] == "all") & df["tukey"].astype(bool))]
+    df = df[(df["tag"] == "baseline") | ((df["strategy"] == "la") & (df["subset"] == "all") & df["tukey"].astype(bool))]
+    return comparable_runs(df, "Table 5")
 
 
 def table5(results: pd.DataFrame, decimals: int = 4) -> pd.DataFrame:
@@ -120,6 +148,7 @@ def table7(results: pd.DataFrame, decimals: int = 4) -> pd.DataFrame:
     """Table 7: LA and MP with EIP subsets (all, best, worst, best+worst) against the baseline."""
     df = _with_defaults(results)
     df = df[(df["tag"] == "baseline") | df["strategy"].isin(["la", "mp"]) & df["tukey"].astype(bool) & (df["group"] == "all")]
+    df = comparable_runs(df, "Table 7")
     df["row"] = [("Baseline", "-") if t == "baseline" else ("+" + s.upper(), sub) for t, s, sub in zip(df["tag"], df["strategy"], df["subset"], strict=True)]
     df["strategy_row"] = [r[0] for r in df["row"]]
     df["EIPs"] = [r[1] for r in df["row"]]
@@ -190,6 +219,8 @@ def tau_sensitivity(results: pd.DataFrame, decimals: int = 4) -> pd.DataFrame:
     the tau used per split (eV/atom) and the EIP-labelled configs added. ``results`` holds the
     baseline and LA runs of grids that differ only in tau (``eiplab grid --tau``)."""
     la = results[results["tag"] == "la"].copy()
+    if not la.empty:
+        comparable_runs(results, "tau sensitivity")
     if la.empty or "tau_setting" not in la:
         raise ValueError("no LA runs with a recorded tau setting (run eiplab grid --tau ...)")
     la["tau_setting"] = la["tau_setting"].astype(str)

@@ -35,7 +35,7 @@ def save_packed(path: str | Path, configs: ConfigSet) -> None:
     }
     hidden = np.array([bool(a.info.get(keys.DFT_HIDDEN, False)) for a in configs])
     if hidden.any():  # a generated dataset's audit subset: DFT known, never trained on
-        arrays["dft_hidden"] = hidden
+        arrays[keys.DFT_HIDDEN] = hidden
     has_forces = np.array([keys.FORCES_DFT in a.arrays for a in configs])
     if has_forces.any():  # NaN rows for configs without DFT forces (e.g. a pool), marked per config
         arrays["forces_dft"] = np.concatenate(
@@ -69,7 +69,7 @@ def load_packed(path: str | Path, name: str) -> ConfigSet:
     has_forces = data.get("has_forces", np.ones(len(n), dtype=bool))  # files before the mask: all have them
     models = [str(m) for m in data.get("eip_model_ids", [])]
     eip = data.get("energy_eip")
-    hidden = data.get("dft_hidden", np.zeros(len(n), dtype=bool))
+    hidden = data.get(keys.DFT_HIDDEN, np.zeros(len(n), dtype=bool))
     configs = []
     for i in range(len(n)):
         sl = slice(starts[i], ends[i])

@@ -9,7 +9,8 @@ Two schemes (METHOD.md), chosen per dataset by :func:`dataset_splits`:
   (fixed); the DFT-labelled ones are cut into 3 folds, split k tests on fold k and divides the
   rest 80/20 into train/val.
 
-Unlabelled configurations always belong to the pool. Identical structures (the same content
+Unlabelled configurations always belong to the pool, and so do configurations whose DFT is
+hidden for the classifier audit (``keys.DFT_HIDDEN``, :meth:`ConfigSet.labelled`). Identical structures (the same content
 hash) are kept together so that a duplicate can never sit in train and test at once.
 Split files are ``config_id,split`` CSVs; :func:`read_split` also reads the paper authors'
 ``configs,mark`` files (marks pretrain/train/val/test, pretrain = the pool).

@@ -18,6 +18,7 @@ import datetime
 import hashlib
 import json
 import os
+import shutil
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -272,18 +273,32 @@ def ship_dataset(work: str | os.PathLike, dest: str | os.PathLike | None = None)
     work = Path(work)
     plan_path = work / "plan.json"
     if not plan_path.exists():
-        raise FileNotFoundError(f"{work} is not a dft-generate folder (no plan.json)")
+        raise FileNotFoundError(f"{work} is not a dft-generate folder (no plan.json): pass the --out folder of "
+                                "`eiplab dft-generate`")
     plan = json.loads(plan_path.read_text())
     name = plan["dataset"]
+    if dest is None and name in RECIPES:  # the package ships only the recipe's own plan, never a trial run
+        r = RECIPES[name]
+        wanted = {"seed": r.seed, "n_labelled": r.n_labelled, "n_pool": r.n_pool, "n_audit": r.n_audit,
+                  "dft": r.settings.as_dict()}
+        differs = {k: plan.get(k) for k, v in wanted.items() if plan.get(k) != v}
+        if differs:
+            raise ValueError(f"{plan_path}: a trial plan ({differs}) differs from the {name} recipe; the package ships "
+                             "the recipe's dataset only (pass dest= / --dest to copy a trial elsewhere)")
     files = {kind: work / f"{name}.{kind}" for kind in ("npz", "roles.csv", "provenance.json")}
     for path in files.values():
         if not path.exists():
             raise FileNotFoundError(f"{path} is missing: the generation is not finished; resume it with "
                                     f"`eiplab dft-generate --dataset {name} --out {work}`")
+    prov = json.loads(files["provenance.json"].read_text())
+    if prov.get("sha256_npz") not in (None, _sha256(files["npz"])):
+        raise ValueError(f"{files['npz']} does not match the sha256 in {files['provenance.json']}: it changed after "
+                         f"dft-generate finished; rerun `eiplab dft-generate --dataset {name} --out {work}`")
     configs = load_packed(files["npz"], name=name)
     roles = pd.read_csv(files["roles.csv"], index_col=0)["role"]
     if sorted(roles.index) != sorted(configs.ids):
-        raise ValueError(f"{files['roles.csv']} and {files['npz']} list different configs")
+        raise ValueError(f"{files['roles.csv']} and {files['npz']} list different configs; rerun "
+                         f"`eiplab dft-generate --dataset {name} --out {work}` to rewrite both")
     hidden = pd.Series([bool(a.info.get(keys.DFT_HIDDEN, False)) for a in configs], index=configs.ids)
     wrong = hidden.index[hidden != (roles.reindex(hidden.index) == AUDIT)]
     if len(wrong):
@@ -292,8 +307,9 @@ def ship_dataset(work: str | os.PathLike, dest: str | os.PathLike | None = None)
     dest = Path(dest) if dest is not None else builtin_dir()
     dest.mkdir(parents=True, exist_ok=True)
     npz = dest / f"{name}.npz"
-    _save_packed_atomic(npz, configs)
-    prov = json.loads(files["provenance.json"].read_text())
+    tmp = npz.with_name(npz.stem + ".tmp.npz")
+    shutil.copyfile(files["npz"], tmp)  # the checked file itself, not a re-packed copy
+    os.replace(tmp, npz)
     prov.update({"plan": plan, "sha256_npz": _sha256(npz),
                  "shipped_by": f"eiplab dft-ship --work DIR (eiplab.dft.cli_entry.ship_dataset) from {name}'s "
                                "dft-generate folder"})

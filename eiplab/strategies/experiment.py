@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from .. import keys
-from ..data import ConfigSet, split_configs
+from ..data import ConfigSet, check_split, split_configs
 from ..eips import SpeciesAligner, eip_energies, label_dataset
 from ..paths import cache_dir
 
@@ -76,7 +76,12 @@ def prepare_experiment(
     ``energies``: the EIP energies of every config (eV, index config_id, one column per EIP) when
     already computed (e.g. sent to a cluster's workers, which may not share the label cache);
     otherwise they are labelled (cached) here.
+
+    Raises:
+        DataError: the split does not fit the dataset (:func:`eiplab.data.check_split`: e.g. a
+            config without DFT, or one whose DFT is hidden for the audit, in train/val/test).
     """
+    check_split(split, configs, where=f"split of {configs.name!r}")
     if energies is None:
         table = label_with_eips(configs, model_ids, n_jobs=n_jobs, cache=cache, progress=progress)
         ids = list(table.columns)

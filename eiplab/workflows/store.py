@@ -211,7 +211,14 @@ class RunStore:
                 continue
             eipf = "-eipf" if injected_eip_forces(rec) else ""  # beside the same runs without EIP forces
             stem = f"{rec['model']}-{rec['tag']}{eipf}-seed{rec['seed']}"
-            written.append(dest / f"{stem}.json")
+            target = dest / f"{stem}.json"
+            if target.exists():  # another grid's record of this name: only the same kind of run may replace it
+                old = json.loads(target.read_text())
+                settings = [(float(r.get("force_weight", 0.0)), injected_eip_forces(r)) for r in (old, rec)]
+                if settings[0] != settings[1]:  # (force weight, EIP forces used)
+                    raise ValueError(f"{target} holds a run with force_weight, EIP forces = {settings[0]}, {result} "
+                                     f"has {settings[1]}: export runs of other force settings to another folder")
+            written.append(target)
             written[-1].write_text(result.read_text())
             run = self.fit_folder(result.parent, rec) / RECORD_FILE
             if run.exists():
