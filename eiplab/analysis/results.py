@@ -48,7 +48,7 @@ def comparable_runs(results: pd.DataFrame, what: str, *, eip_forces_apart: bool 
     Raises:
         ValueError: naming the table and what is mixed.
     """
-    from ..workflows.spec import injected_eip_forces
+    from ..workflows.spec import EIP_FORCE_STRATEGIES, injected_eip_forces
 
     df = results.copy()
     df["label"] = pd.Series([run_label(run) for _, run in df.iterrows()], index=df.index, dtype=object)
@@ -57,8 +57,8 @@ def comparable_runs(results: pd.DataFrame, what: str, *, eip_forces_apart: bool 
     if len(weights) > 1:
         raise ValueError(f"{what}: the runs were trained with different force weights {weights}; make one table "
                          "per force weight (eiplab tables on the records or grids of one --force-weight)")
-    uses_eipf = {injected_eip_forces(run) for _, run in df.iterrows() if run.get("strategy", run["tag"]) in
-                 ("la", "mp", "mp+la")}
+    uses_eipf = {injected_eip_forces(run) for _, run in df.iterrows()
+                 if run.get("strategy", run["tag"]) in EIP_FORCE_STRATEGIES}
     if len(uses_eipf) > 1 and not eip_forces_apart:
         raise ValueError(f"{what}: runs with and without EIP forces are mixed; make it from the grids of one "
                          "--eip-forces setting (Table 3 and the alpha tables keep them apart)")

@@ -63,11 +63,15 @@ class ConfigSet(list):
         """DFT total energies, eV [n_configs] (NaN where missing)."""
         return np.array([a.info.get(keys.ENERGY_DFT, np.nan) for a in self], dtype=float)
 
+    def dft_hidden(self) -> np.ndarray:
+        """Which configs' DFT is reserved for the classifier audit (``info[keys.DFT_HIDDEN]``, a
+        generated dataset's audit subset), bool [n_configs]."""
+        return np.array([bool(a.info.get(keys.DFT_HIDDEN, False)) for a in self], dtype=bool)
+
     def labelled(self) -> np.ndarray:
         """Which configs may be trained or tested on DFT, bool [n_configs]: a DFT energy that is
-        not hidden for the audit (``info[keys.DFT_HIDDEN]``, a generated dataset's audit subset)."""
-        hidden = np.array([bool(a.info.get(keys.DFT_HIDDEN, False)) for a in self], dtype=bool)
-        return np.isfinite(self.energies_dft()) & ~hidden
+        not hidden for the audit (:meth:`dft_hidden`)."""
+        return np.isfinite(self.energies_dft()) & ~self.dft_hidden()
 
     def n_atoms(self) -> np.ndarray:
         """Atom counts [n_configs]."""

@@ -33,7 +33,7 @@ def save_packed(path: str | Path, configs: ConfigSet) -> None:
         "phase": np.array([a.info.get(keys.PHASE, "unknown") for a in configs]),
         "source": np.array([a.info.get(keys.SOURCE, "") for a in configs]),
     }
-    hidden = np.array([bool(a.info.get(keys.DFT_HIDDEN, False)) for a in configs])
+    hidden = ConfigSet(configs).dft_hidden()
     if hidden.any():  # a generated dataset's audit subset: DFT known, never trained on
         arrays[keys.DFT_HIDDEN] = hidden
     has_forces = np.array([keys.FORCES_DFT in a.arrays for a in configs])

@@ -299,7 +299,7 @@ def ship_dataset(work: str | os.PathLike, dest: str | os.PathLike | None = None)
     if sorted(roles.index) != sorted(configs.ids):
         raise ValueError(f"{files['roles.csv']} and {files['npz']} list different configs; rerun "
                          f"`eiplab dft-generate --dataset {name} --out {work}` to rewrite both")
-    hidden = pd.Series([bool(a.info.get(keys.DFT_HIDDEN, False)) for a in configs], index=configs.ids)
+    hidden = pd.Series(configs.dft_hidden(), index=configs.ids)
     wrong = hidden.index[hidden != (roles.reindex(hidden.index) == AUDIT)]
     if len(wrong):
         raise ValueError(f"{files['npz']}: config {wrong[0]!r} (and {len(wrong) - 1} more) has a DFT-hidden flag "
