@@ -29,6 +29,7 @@ import atexit
 import contextlib
 import os
 import time
+import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -270,8 +271,12 @@ def _run_dask(jobs: Sequence[Job], client: Any, finished: Callable[[Job, Any, fl
     limit = in_flight or max(sum(client.nthreads().values()), 1)
     # a task holding each shared object (not client.scatter): if every worker holding it dies, the
     # scheduler recomputes it from the task, so jobs needing it can still be re-run elsewhere
-    remote = {name: client.submit(_shared, value, key=f"eiplab-shared-{name}-{time.time_ns()}", pure=False)
-              for name, value in shared.items()}
+    # (a dataset in such a task makes Dask warn "Sending large graph"; here that is by design, sent
+    # once per call, so the warning would only alarm users)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Sending large graph", category=UserWarning)
+        remote = {name: client.submit(_shared, value, key=f"eiplab-shared-{name}-{time.time_ns()}", pure=False)
+                  for name, value in shared.items()}
     if remote and len(client.nthreads()) > 1:
         # on every worker up front: else Dask runs the jobs where the data is, one worker at a time
         wait(list(remote.values()))

@@ -195,6 +195,24 @@ def test_engine_on_two_local_dask_workers_gives_the_serial_results():
         run_jobs([Job("bad", _fail, ("bad",))], workers=2, progress=False)
 
 
+@pytest.mark.slow
+def test_sharing_a_large_object_with_dask_workers_raises_no_large_graph_warning():
+    """A shared dataset travels in a task by design; Dask's "Sending large graph" warning about it
+    would only alarm users (the threshold is lowered so a small object stands in for a dataset)."""
+    import warnings
+
+    import dask
+    import distributed  # noqa: F401  (loads the distributed.* config defaults)
+
+    with dask.config.set({"distributed.admin.large-graph-warning-threshold": "1kB"}), \
+            warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = run_jobs([Job("n", len, (Shared("blob"),))], workers=2, shared={"blob": b"x" * 200_000},
+                          progress=False)
+    assert result == {"n": 200_000}
+    assert not [w for w in caught if "large graph" in str(w.message)]
+
+
 def test_the_local_cluster_stays_warm_between_calls():
     """A second call reuses the first call's worker processes (Dask's scheduler adds its scratch
     folder to sys.path when it starts; that must not count as a changed environment)."""
