@@ -15,7 +15,8 @@ def _cmd_reproduce(args) -> int:
     from .reproduce import run_notebooks
 
     run_notebooks(args.dataset, args.profile, out=args.out, device=args.device, only=args.only, force=args.force,
-                  workers=args.workers, scheduler=args.scheduler)
+                  workers=args.workers, scheduler=args.scheduler,
+                  cell_timeout="profile" if args.cell_timeout is None else (args.cell_timeout or None))
     return 0
 
 
@@ -201,6 +202,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="local Dask workers training fits side by side in notebooks 03 and 04 (default: the profile's "
                         "n_jobs)")
     r.add_argument("--scheduler", default=None, help="an existing Dask cluster for those fits (address or scheduler file)")
+    r.add_argument("--cell-timeout", type=float, default=None,
+                   help="seconds a cell may run before its notebook is run once more (default: the profile's, "
+                        "eiplab.reproduce.CELL_TIMEOUT_S; 0: no limit)")
     r.set_defaults(func=_cmd_reproduce)
 
     g = sub.add_parser("grid", help="run the strategy grid (Tables 3/4/7) headless, resumable; write tables")

@@ -16,6 +16,10 @@ from pathlib import Path
 
 from .profiles import get_profile
 
+#: Seconds one notebook cell may run before it counts as hung, per profile; the long profiles
+#: (cpu, paper) train for hours in one cell, so they get no limit.
+CELL_TIMEOUT_S: dict[str, float | None] = {"quick": 900.0, "demo": 1800.0, "cpu": None, "paper": None}
+
 
 def notebooks_dir() -> Path:
     """The repository's notebooks folder (eiplab is installed editable from the repository)."""
@@ -36,6 +40,25 @@ def _newest_source_mtime() -> float:
     return max(p.stat().st_mtime for p in pkg.rglob("*.py"))
 
 
+def _execute(nb: Path, target: Path, params: dict, kernel_name: str, cell_timeout: float | None,
+             log: Callable[[str], object]) -> None:
+    """Execute one notebook with papermill; a cell timeout is retried once (see the module doc)."""
+    import papermill as pm
+    from nbclient.exceptions import CellTimeoutError
+
+    for attempt in (1, 2):
+        try:
+            pm.execute_notebook(str(nb), str(target), parameters=params, kernel_name=kernel_name, cwd=str(nb.parent),
+                                progress_bar=False, execution_timeout=cell_timeout)
+            return
+        except CellTimeoutError as err:
+            if attempt == 2:
+                raise RuntimeError(f"{nb.name}: a cell gave no reply within {cell_timeout:.0f} s twice (executed copy: "
+                                   f"{target}); run it in JupyterLab to see which cell hangs, or pass a larger "
+                                   "cell_timeout (None: no limit)") from err
+            log(f"[reproduce] {nb.name}: a cell gave no reply within {cell_timeout:.0f} s; running the notebook again")
+
+
 def run_notebooks(
     dataset: str,
     profile: str,
@@ -47,22 +70,29 @@ def run_notebooks(
     workers: int | None = None,
     scheduler: str | None = None,
     log: Callable[[str], object] = print,
+    cell_timeout: float | None | str = "profile",
+    folder: Path | None = None,
 ) -> list[Path]:
     """Execute the notebooks headless; return the executed notebook paths.
 
     ``workers``: local Dask worker processes that train fits side by side in the notebooks that
     take it (default: the profile's ``n_jobs``, i.e. one per core on the 2-core machines the
     profiles target); ``scheduler``: an existing Dask cluster for them instead.
+    ``cell_timeout``: seconds a cell may run before the notebook is retried once (``"profile"``:
+    :data:`CELL_TIMEOUT_S`; ``None``: no limit). ``folder``: notebooks folder (default: the
+    repository's ``notebooks/``).
     """
     import papermill as pm
 
     prof = get_profile(profile)  # fail early on a bad name
+    if cell_timeout == "profile":
+        cell_timeout = CELL_TIMEOUT_S.get(profile)
     workers = prof.n_jobs if workers is None else workers
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     done = []
     pkg_mtime = _newest_source_mtime()
-    for nb in find_notebooks():
+    for nb in find_notebooks(folder):
         if only and not any(key in nb.stem for key in only):
             continue
         target = out / f"{nb.stem}-{dataset}-{profile}.ipynb"
@@ -79,7 +109,7 @@ def run_notebooks(
             params["scheduler"] = scheduler
         log(f"[reproduce] {nb.name} -> {target} with {params}")
         t0 = time.perf_counter()
-        pm.execute_notebook(str(nb), str(target), parameters=params, kernel_name=kernel_name, cwd=str(nb.parent), progress_bar=False)
+        _execute(nb, target, params, kernel_name, cell_timeout, log)
         stamp.write_text(f"{time.perf_counter() - t0:.1f} s\n")
         log(f"[reproduce] {nb.name}: done in {time.perf_counter() - t0:.0f} s")
         done.append(target)

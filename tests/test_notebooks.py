@@ -163,3 +163,36 @@ def test_md_notebook_runs_networks_trained_on_forces(tmp_path, monkeypatch):
     assert (runs["force_weight"] == 10.0).all()
     assert list((out).glob("*.csv")), "the MD tables are written"
     assert pd.read_csv(next(out.glob("relaxation*.csv"))).shape[0] == 3  # two networks + the best EIP
+
+
+def _sleepy_notebook(folder, marker):
+    """A notebook whose second cell hangs (sleeps 600 s) unless ``marker`` exists; the first run
+    creates the marker, so a re-run goes through."""
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    params = nbformat.v4.new_code_cell("dataset = profile = out_dir = device = None")
+    params.metadata["tags"] = ["parameters"]
+    hang = nbformat.v4.new_code_cell(
+        f"import pathlib, time\nm = pathlib.Path({str(marker)!r})\nif not m.exists():\n    m.touch()\n    time.sleep(600)")
+    nb.cells = [params, hang]
+    folder.mkdir()
+    nbformat.write(nb, folder / "01_sleepy.ipynb")
+
+
+@pytest.mark.parametrize("hangs_twice", [False, True])
+def test_a_hung_cell_is_retried_once_then_named(tmp_path, hangs_twice):
+    _sleepy_notebook(tmp_path / "nbs", tmp_path / "marker")
+    if hangs_twice:  # the hang no longer depends on the marker: every run hangs
+        (tmp_path / "nbs" / "01_sleepy.ipynb").write_text(
+            (tmp_path / "nbs" / "01_sleepy.ipynb").read_text().replace("m.exists()", "False"))
+    logged = []
+    run = lambda: run_notebooks("si-pyxtal", "quick", out=tmp_path / "out", folder=tmp_path / "nbs", force=True,  # noqa: E731
+                                cell_timeout=5, log=logged.append)
+    if hangs_twice:
+        with pytest.raises(RuntimeError, match=r"01_sleepy.ipynb: a cell gave no reply within 5 s twice"):
+            run()
+    else:
+        assert run() == [tmp_path / "out" / "01_sleepy-si-pyxtal-quick.ipynb"]
+    assert sum("no reply within 5 s; running the notebook again" in line for line in logged) == 1
