@@ -65,6 +65,17 @@ BUILTIN = {
         )
         for el, n_dft, cells, n_pool in (("Ge", 253, "12-64", 3000), ("Li", 270, "2-84", 3030), ("Mo", 217, "2-54", 3030))
     },
+    "agau-gpaw": BuiltinDataset(
+        name="agau-gpaw",
+        system="AgAu",
+        file="agau-gpaw.npz",
+        description=("500 Ag, Au and AgAu configs (2-6 atoms: fcc/bcc/hcp, ordered and random alloys, strained and "
+                     "rattled), eiplab's own GPAW PBE DFT + a pool of 5,000 with EIP energies (200 of them with DFT "
+                     "hidden for the classifier audit)"),
+        splits="cv",
+        tau="auto",
+        licence="LICENSE-eiplab-data.txt",
+    ),
 }
 
 

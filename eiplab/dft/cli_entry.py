@@ -36,6 +36,8 @@ from .runner import CalculatorFactory, label_dft
 from .store import DFTStore
 
 LABELLED, AUDIT, POOL = "labelled", "audit", "pool"
+#: The licence file shipped with every generated dataset (in ``eiplab/data/builtin``).
+DATA_LICENCE = "LICENSE-eiplab-data.txt"
 
 
 def _version(dist: str) -> str:
@@ -310,7 +312,7 @@ def ship_dataset(work: str | os.PathLike, dest: str | os.PathLike | None = None)
     tmp = npz.with_name(npz.stem + ".tmp.npz")
     shutil.copyfile(files["npz"], tmp)  # the checked file itself, not a re-packed copy
     os.replace(tmp, npz)
-    prov.update({"plan": plan, "sha256_npz": _sha256(npz),
+    prov.update({"plan": plan, "sha256_npz": _sha256(npz), "licence": f"MIT, eiplab's own data ({DATA_LICENCE})",
                  "shipped_by": f"eiplab dft-ship --work DIR (eiplab.dft.cli_entry.ship_dataset) from {name}'s "
                                "dft-generate folder"})
     provenance_path = dest / f"{name}.provenance.json"
