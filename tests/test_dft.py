@@ -294,6 +294,7 @@ def test_audit_configs_are_hidden_shipped_and_kept_in_the_pool(tmp_path):
     assert shipped.ids == data.ids and (shipped.labelled() == data.labelled()).all()
     prov = json.loads(written["provenance"].read_text())
     assert prov["plan"]["n_audit"] == 4 and len(prov["sha256_npz"]) == 64 and "MIT" in prov["licence"]
+    assert (tmp_path / "builtin" / "LICENSE-eiplab-data.txt").exists()  # the licence it names, next to it
     with pytest.raises(ValueError, match="trial plan"):  # never into the package's own data
         ship_dataset(out)
     roles_csv = (out / "agau-gpaw.roles.csv").read_text()

@@ -16,6 +16,10 @@ if TYPE_CHECKING:
     import pandas as pd
 
 
+#: The licence file of eiplab's own generated datasets (``eiplab dft-generate``, e.g. agau-gpaw).
+DATA_LICENCE = "LICENSE-eiplab-data.txt"
+
+
 @dataclass(frozen=True)
 class BuiltinDataset:
     """A dataset that ships with eiplab.
@@ -74,7 +78,7 @@ BUILTIN = {
                      "hidden for the classifier audit)"),
         splits="cv",
         tau="auto",
-        licence="LICENSE-eiplab-data.txt",
+        licence=DATA_LICENCE,
     ),
 }
 

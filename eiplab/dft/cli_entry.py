@@ -36,8 +36,6 @@ from .runner import CalculatorFactory, label_dft
 from .store import DFTStore
 
 LABELLED, AUDIT, POOL = "labelled", "audit", "pool"
-#: The licence file shipped with every generated dataset (in ``eiplab/data/builtin``).
-DATA_LICENCE = "LICENSE-eiplab-data.txt"
 
 
 def _version(dist: str) -> str:
@@ -270,7 +268,7 @@ def ship_dataset(work: str | os.PathLike, dest: str | os.PathLike | None = None)
         FileNotFoundError: the generation is not finished (names the missing file and the command).
         ValueError: the files disagree (a role or a hidden flag does not match).
     """
-    from ..data.builtin import builtin_dir
+    from ..data.builtin import DATA_LICENCE, builtin_dir
 
     work = Path(work)
     plan_path = work / "plan.json"
@@ -308,6 +306,8 @@ def ship_dataset(work: str | os.PathLike, dest: str | os.PathLike | None = None)
                          f"that disagrees with its role in {files['roles.csv']}; rerun dft-generate in {work}")
     dest = Path(dest) if dest is not None else builtin_dir()
     dest.mkdir(parents=True, exist_ok=True)
+    if not (dest / DATA_LICENCE).exists():  # the licence the provenance names travels with the data
+        shutil.copyfile(builtin_dir() / DATA_LICENCE, dest / DATA_LICENCE)
     npz = dest / f"{name}.npz"
     tmp = npz.with_name(npz.stem + ".tmp.npz")
     shutil.copyfile(files["npz"], tmp)  # the checked file itself, not a re-packed copy
