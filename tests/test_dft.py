@@ -215,6 +215,24 @@ def test_al_generator_without_md():
     _check_valid(cs, 1.9)
 
 
+def test_al_generator_max_atoms_and_the_al_gpaw_recipe():
+    from eiplab.dft.datasets import AL_GPAW_MAX_ATOMS, AL_GPAW_MIX, RECIPES
+
+    small = generate_al({"strained": 6, "sheared": 6}, seed=0, max_atoms=4)
+    assert {len(a) for a in small} == {4}
+    assert {len(a) for a in generate_al({"strained": 6}, seed=0)} == {4, 8}
+    with pytest.raises(ValueError, match="max_atoms=3"):
+        generate_al({"sheared": 1}, seed=0, max_atoms=3)
+    with pytest.raises(ValueError, match="'coexistence'.*max_atoms=8"):  # needs 12+ atoms: named before any MD
+        generate_al({"coexistence": 1}, seed=0, max_atoms=8)
+    # issue 17's al-gpaw: 4-8 atoms, no coexistence, the cheapest settings within ~10 meV/atom
+    assert AL_GPAW_MAX_ATOMS == 8 and "coexistence" not in AL_GPAW_MIX
+    recipe = RECIPES["al-gpaw"]
+    assert (recipe.settings.cutoff, recipe.settings.kpt_density) == (250.0, 4.0)
+    assert (recipe.n_labelled, recipe.n_audit, recipe.n_pool) == (500, 200, 5000)
+    assert "expected_error_meV_per_atom" in recipe.notes
+
+
 @pytest.mark.kim
 def test_al_generator_md_phases(tmp_path, monkeypatch):
     pytest.importorskip("kimpy", exc_type=ImportError)

@@ -1,6 +1,7 @@
 """Aluminium configurations in the spirit of ANI-Al: hot fcc solid, liquid, solid-liquid
-coexistence, vacancies, strained and sheared cells. Small cells (4-16 atoms), MD with an EAM
-model through the KIM API (eiplab's kimpy boundary) and ASE's Langevin thermostat.
+coexistence, vacancies, strained and sheared cells. Small cells (4-16 atoms, or fewer with
+``max_atoms``), MD with an EAM model through the KIM API (eiplab's kimpy boundary) and ASE's
+Langevin thermostat.
 """
 
 from __future__ import annotations
@@ -69,6 +70,38 @@ def _trajectories(count: int, per: int, min_runs: int) -> list[int]:
     return [count // n + (1 if k < count % n else 0) for k in range(n)]
 
 
+#: Cells of each phase family: fcc repetitions of the 4-atom cubic cell (coexistence: layers of
+#: it along z); trajectories cycle through them.
+AL_CELLS: dict[str, tuple] = {
+    "fcc": ((1, 1, 1), (2, 1, 1)),
+    "liquid": ((2, 1, 1), (3, 1, 1), (2, 2, 1)),
+    "coexistence": (4, 3),
+    "vacancy": ((2, 1, 1), (3, 1, 1), (2, 2, 1)),
+    "strained": ((1, 1, 1), (2, 1, 1)),
+    "sheared": ((1, 1, 1), (2, 1, 1)),
+}
+
+
+def al_cell_atoms(family: str, cell) -> int:
+    """Atoms in a config of ``family`` made from ``cell`` (an entry of :data:`AL_CELLS`)."""
+    if family == "coexistence":
+        return 4 * cell
+    return 4 * cell[0] * cell[1] * cell[2] - (1 if family == "vacancy" else 0)
+
+
+def _cells_within(family: str, max_atoms: int) -> tuple:
+    """The cells of a phase family whose configs have at most ``max_atoms`` atoms."""
+    cells = AL_CELLS[family]
+    kept = tuple(c for c in cells if al_cell_atoms(family, c) <= max_atoms)
+    if not kept:
+        smallest = min(al_cell_atoms(family, c) for c in cells)
+        raise ValueError(
+            f"no Al {family!r} cell has at most max_atoms={max_atoms} atoms (the smallest has "
+            f"{smallest}); raise max_atoms or leave {family!r} out of the counts"
+        )
+    return kept
+
+
 def _md_family(
     rng,
     count: int,
@@ -101,16 +134,15 @@ def _md_family(
     return out
 
 
-def _fcc_thermal(rng, count, calc, per, scale) -> list[Atoms]:
-    return _md_family(rng, count, calc, per, scale, temperatures=FCC_TEMPERATURES, cells=((1, 1, 1), (2, 1, 1)),
+def _fcc_thermal(rng, count, calc, per, scale, cells) -> list[Atoms]:
+    return _md_family(rng, count, calc, per, scale, temperatures=FCC_TEMPERATURES, cells=cells,
                       start=lambda t, reps, _: (_fcc(A0 * _expansion(t), reps), {}),
                       phase=lambda t: f"fcc {t}K", equilibrate=300)
 
 
-def _liquid(rng, count, calc, per, scale) -> list[Atoms]:
+def _liquid(rng, count, calc, per, scale, cells) -> list[Atoms]:
     # liquid is ~10% less dense than the 300 K solid: start from a 3.5% longer lattice
-    return _md_family(rng, count, calc, per, scale, temperatures=LIQUID_TEMPERATURES,
-                      cells=((2, 1, 1), (3, 1, 1), (2, 2, 1)),
+    return _md_family(rng, count, calc, per, scale, temperatures=LIQUID_TEMPERATURES, cells=cells,
                       start=lambda t, reps, _: (_fcc(A0 * 1.035, reps), {}),
                       phase=lambda t: "liquid", equilibrate=300, timestep=1.5, melt=(3000.0, 600))
 
@@ -125,8 +157,8 @@ def _half_molten(t: float, layers: int, _rng) -> tuple[Atoms, dict]:
     return atoms, {"fixed": solid}
 
 
-def _coexistence(rng, count, calc, per, scale) -> list[Atoms]:
-    return _md_family(rng, count, calc, max(2, per // 4), scale, temperatures=(T_MELT_AL,), cells=(4, 3),
+def _coexistence(rng, count, calc, per, scale, cells) -> list[Atoms]:
+    return _md_family(rng, count, calc, max(2, per // 4), scale, temperatures=(T_MELT_AL,), cells=cells,
                       start=_half_molten, phase=lambda t: "coexistence", equilibrate=20, every=15,
                       timestep=1.5, melt=(2500.0, 400))
 
@@ -137,16 +169,16 @@ def _with_vacancy(t: float, reps: tuple[int, int, int], rng) -> tuple[Atoms, dic
     return atoms, {}
 
 
-def _vacancy(rng, count, calc, per, scale) -> list[Atoms]:
+def _vacancy(rng, count, calc, per, scale, cells) -> list[Atoms]:
     return _md_family(rng, count, calc, per, scale, temperatures=VACANCY_TEMPERATURES,
-                      cells=((2, 1, 1), (3, 1, 1), (2, 2, 1)), start=_with_vacancy,
+                      cells=cells, start=_with_vacancy,
                       phase=lambda t: "vacancy", equilibrate=200)
 
 
-def _deformed(rng, count, phase, normal, shear) -> list[Atoms]:
+def _deformed(rng, count, phase, normal, shear, cells) -> list[Atoms]:
     out = []
     for k in range(count):
-        reps = ((1, 1, 1), (2, 1, 1))[k % 2]
+        reps = cells[k % len(cells)]
         for _ in range(50):  # redraw the rare rattle that pushes two atoms too close
             a = _fcc(A0, reps)
             a.rattle(stdev=float(rng.uniform(0.02, 0.1)), rng=rng)
@@ -167,6 +199,7 @@ def generate_al(
     name: str = "al",
     max_per_trajectory: int = 20,
     md_steps: float = 1.0,
+    max_atoms: int = 16,
 ) -> ConfigSet:
     """Aluminium configurations, deterministic for a seed.
 
@@ -179,16 +212,20 @@ def generate_al(
         name: id prefix (``{name}-{k:05d}``) and ConfigSet name.
         max_per_trajectory: MD snapshots taken from one trajectory (25 steps of 2 fs apart).
         md_steps: scale of every MD step count (1 = the dataset's; tests use less).
+        max_atoms: largest cell (atoms) any family may use; a family with no cell that small
+            is an error (al-gpaw: 8, i.e. 4- and 8-atom cells and 7-atom vacancy cells).
 
     Returns:
         ConfigSet with ``info[keys.PHASE]`` (``"fcc 300K"``, ``"liquid"``, ``"coexistence"``,
-        ``"vacancy"``, ``"strained"``, ``"sheared"``) and ``info[keys.SOURCE]``; 4-16 atoms,
+        ``"vacancy"``, ``"strained"``, ``"sheared"``) and ``info[keys.SOURCE]``; 4-16 atoms
+        (at most ``max_atoms``),
         periodic, positions in Angstrom.
     """
     want = allocate(counts, AL_MIX) if isinstance(counts, int) else dict(counts)
     unknown = set(want) - set(AL_MIX)
     if unknown:
         raise ValueError(f"unknown Al phase families {sorted(unknown)}; known: {list(AL_MIX)}")
+    cells = {f: _cells_within(f, max_atoms) for f in AL_MIX if want.get(f, 0) > 0}  # checked before any MD
     calc = (
         EIPCalculator(model_id)
         if any(want.get(f, 0) for f in ("fcc", "liquid", "coexistence", "vacancy"))
@@ -201,16 +238,16 @@ def generate_al(
             continue
         rng = np.random.default_rng([seed, i])
         if family == "fcc":
-            part = _fcc_thermal(rng, n, calc, max_per_trajectory, md_steps)
+            part = _fcc_thermal(rng, n, calc, max_per_trajectory, md_steps, cells["fcc"])
         elif family == "liquid":
-            part = _liquid(rng, n, calc, max_per_trajectory, md_steps)
+            part = _liquid(rng, n, calc, max_per_trajectory, md_steps, cells["liquid"])
         elif family == "coexistence":
-            part = _coexistence(rng, n, calc, max_per_trajectory, md_steps)
+            part = _coexistence(rng, n, calc, max_per_trajectory, md_steps, cells["coexistence"])
         elif family == "vacancy":
-            part = _vacancy(rng, n, calc, max_per_trajectory, md_steps)
+            part = _vacancy(rng, n, calc, max_per_trajectory, md_steps, cells["vacancy"])
         elif family == "strained":
-            part = _deformed(rng, n, "strained", normal=0.08, shear=0.01)
+            part = _deformed(rng, n, "strained", normal=0.08, shear=0.01, cells=cells["strained"])
         else:
-            part = _deformed(rng, n, "sheared", normal=0.01, shear=0.12)
+            part = _deformed(rng, n, "sheared", normal=0.01, shear=0.12, cells=cells["sheared"])
         configs.extend(part)
     return finish(configs, name, f"eiplab.dft.generators.al seed={seed} md={model_id}", MIN_DIST_AL)
