@@ -423,7 +423,7 @@ def test_dft_generate_labels_table2_eips(tmp_path, monkeypatch):
         assert set(a.info[keys.ENERGY_EIP]) == set(ids)
         assert all(np.isfinite(e) for e in a.info[keys.ENERGY_EIP].values())
     prov = json.loads((tmp_path / "out" / "agau-gpaw.provenance.json").read_text())
-    assert prov["eip_models"] == ids
+    assert prov["eip_models"] == ids and prov["eip_failures"] == {}
 
 
 def test_an_experiment_refuses_a_split_that_trains_on_hidden_dft(tmp_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from ase import Atoms
+from ase.build import bulk
 
 from eiplab import keys
 from eiplab.data.random_cells import random_cell as make_random_cell
@@ -210,3 +211,37 @@ def test_unknown_model_and_create_failure(monkeypatch):
     ) as info:
         KIMModel("NoSuch_Si__MO_000000000000_000")
     assert isinstance(info.value.__cause__, RuntimeError)
+
+
+def test_a_failed_compute_names_the_models_own_reason():
+    """The KIM API's exception only says the model's routine returned an error; the error names
+    the model's own reason from kim.log (here: an EAM squeezed past its tabulated density)."""
+    from eiplab.dft.generators import AL_MD_MODEL
+
+    need(AL_MD_MODEL)
+    squeezed = bulk("Al", "fcc", a=3.4, cubic=True)
+    with pytest.raises(KIMError, match=r"ErcolessiAdams.*compute failed: .*embedding function"):
+        KIMModel(AL_MD_MODEL).energy(squeezed)
+    assert np.isfinite(KIMModel(AL_MD_MODEL).energy(bulk("Al", "fcc", a=4.05, cubic=True)))
+
+
+def test_model_error_from_log_reads_the_last_failure_only(tmp_path):
+    from eiplab.eips.kim import model_error_from_log
+
+    log = tmp_path / "kim.log"
+    assert model_error_from_log(log) is None  # no log
+    line = "2026-12-05:08:50:52UTC * {n} * {level} * {log_id} * {source} * {message}\n"
+    log.write_text(
+        line.format(n=0, level="error", log_id="0xA", source="EAM_Implementation.hpp:474", message="old reason")
+        + line.format(n=1, level="error", log_id="0xA", source="KIM_ModelImplementation.cpp:2664",
+                      message="Model supplied Compute() routine returned error.")
+        + line.format(n=0, level="error", log_id="0xB", source="Other.cpp:1", message="another model's error")
+        + line.format(n=0, level="error", log_id="0xC", source="EAM_Implementation.hpp:474",
+                      message="Particle has density value outside of embedding function interpolation domain")
+        + line.format(n=1, level="information", log_id="0xC", source="EAM_Implementation.hpp:9", message="fine")
+        + line.format(n=2, level="error", log_id="0xC", source="KIM_ModelImplementation.cpp:2664",
+                      message="Model supplied Compute() routine returned error.")
+    )
+    assert model_error_from_log(log) == "Particle has density value outside of embedding function interpolation domain"
+    log.write_text(line.format(n=0, level="error", log_id="0xA", source="EAM.cpp:1", message="no compute failure"))
+    assert model_error_from_log(log) is None

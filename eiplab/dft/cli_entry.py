@@ -144,6 +144,7 @@ def dft_generate(
     # 2. EIP energies of every config (cached, resumable; minutes: done first so that a
     #    model that cannot load stops the run before hours of DFT)
     eip_models: list[str] = []
+    eip_failures: dict[str, int] = {}
     if label_eips:
         from ..eips.labelling import label_dataset
         from ..eips.registry import models_for
@@ -156,6 +157,7 @@ def dft_generate(
             progress=progress,
         )
         eip_models = list(df.columns)
+        eip_failures = {m: len(bad) for m, bad in df.attrs.get("failures", {}).items() if bad}
 
     # 3. DFT: the labelled configs first, then the audit subset
     store = DFTStore(out / "dft.jsonl")
@@ -187,6 +189,7 @@ def dft_generate(
     roles.to_csv(roles_path.with_name(roles_path.name + ".tmp"))
     os.replace(roles_path.with_name(roles_path.name + ".tmp"), roles_path)
     prov = _provenance(r, plan, configs, roles, dft, failures, eip_models, final)
+    prov["eip_failures"] = eip_failures  # configs per EIP whose energy is NaN (the EIP failed on them)
     write_text_atomic(out / f"{r.name}.provenance.json", json.dumps(prov, indent=2) + "\n")
     return {
         "finished": True,

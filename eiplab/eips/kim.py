@@ -24,6 +24,37 @@ from .registry import resolve
 
 T = TypeVar("T")
 _EMPTY = np.zeros(0, dtype=np.intc)
+#: The KIM API's log file (written in the working directory).
+KIM_LOG = "kim.log"
+#: The KIM API's own line when a model's Compute() fails (KIM_ModelImplementation.cpp).
+_COMPUTE_FAILED = "Compute() routine returned error"
+
+
+def model_error_from_log(path: str | os.PathLike = KIM_LOG, tail_bytes: int = 65_536) -> str | None:
+    """The model's own reason for its last failed Compute(), from the KIM API log, or None.
+
+    The KIM API's exception only says that the model's routine returned an error; the model
+    writes why to the log (e.g. an EAM: "Particle has density value outside of embedding function
+    interpolation domain"). Log lines read ``time * n * level * log-id * source:line * message``;
+    the reason is the last error line a model source (not the KIM API's own ``KIM_*`` files)
+    wrote under the same log id before the API's last "Compute() routine returned error".
+    """
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - tail_bytes))
+            lines = f.read().decode("utf-8", "replace").splitlines()
+    except OSError:
+        return None
+    fields = [[part.strip() for part in line.split(" * ", 5)] for line in lines]
+    failed = [k for k, f in enumerate(fields) if len(f) == 6 and f[2] == "error" and _COMPUTE_FAILED in f[5]]
+    if not failed:
+        return None
+    log_id = fields[failed[-1]][3]
+    for f in reversed(fields[: failed[-1]]):
+        if len(f) == 6 and f[2] == "error" and f[3] == log_id and not f[4].startswith("KIM_"):
+            return f[5]
+    return None
 
 
 @functools.cache
@@ -283,10 +314,10 @@ class KIMModel:
                 self._forces_set = False
             self._model.compute(self._args, False)
         except RuntimeError as e:
-            raise KIMError(
-                f"KIM model {self.model_id}: compute failed (the model returned an error, see "
-                f"kim.log): {' '.join(str(e).split())}"
-            ) from e
+            reason = model_error_from_log()
+            detail = (f"{reason} (the model's message in {KIM_LOG})" if reason else
+                      f"the model returned an error, see {KIM_LOG}: {' '.join(str(e).split())}")
+            raise KIMError(f"KIM model {self.model_id}: compute failed: {detail}") from e
 
         energy = float(self._energy[0])
         if not forces:
