@@ -218,8 +218,7 @@ def generate_al(
     Returns:
         ConfigSet with ``info[keys.PHASE]`` (``"fcc 300K"``, ``"liquid"``, ``"coexistence"``,
         ``"vacancy"``, ``"strained"``, ``"sheared"``) and ``info[keys.SOURCE]``; 4-16 atoms
-        (at most ``max_atoms``),
-        periodic, positions in Angstrom.
+        (at most ``max_atoms``), periodic, positions in Angstrom.
     """
     want = allocate(counts, AL_MIX) if isinstance(counts, int) else dict(counts)
     unknown = set(want) - set(AL_MIX)
