@@ -82,3 +82,14 @@ def test_cv_splits_keep_the_audit_configs_in_the_pool(generated):
     for split in splits:
         assert hidden <= set(split.index[split == keys.POOL])
         assert set(split.index[split != keys.POOL]) <= labelled
+
+
+def test_a_recipe_not_shipped_yet_says_how_to_make_it(monkeypatch, tmp_path):
+    from eiplab.data import DataError
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setitem(RECIPES, "xx-gpaw", RECIPES["agau-gpaw"])  # a recipe with no built-in data
+    with pytest.raises(DataError, match=r"xx-gpaw: a DFT dataset eiplab generates .*eiplab dft-generate --dataset xx-gpaw"):
+        load_dataset("xx-gpaw")
+    with pytest.raises(DataError, match="no such file or folder, and not a built-in dataset"):
+        load_dataset("yy-gpaw")

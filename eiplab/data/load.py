@@ -61,6 +61,13 @@ def load_dataset(
 
 def _read_path(path: Path, **options) -> ConfigSet:
     if not path.exists():
+        from ..dft.datasets import RECIPES
+
+        if str(path) in RECIPES:  # a recipe eiplab can generate, not shipped (yet)
+            raise DataError(
+                f"{path}: a DFT dataset eiplab generates but does not ship yet; make it with `eiplab dft-generate "
+                f"--dataset {path} --out DIR` (GPAW, resumable; docs/dft.md), then load DIR/{path}.npz"
+            )
         raise DataError(f"{path}: no such file or folder, and not a built-in dataset (built-in: {sorted(BUILTIN)})")
     if path.is_dir():
         return read_kim_si_tree(path, **options)
