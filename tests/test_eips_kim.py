@@ -226,7 +226,7 @@ def test_a_failed_compute_names_the_models_own_reason():
 
 
 def test_model_error_from_log_reads_the_last_failure_only(tmp_path):
-    from eiplab.eips.kim import model_error_from_log
+    from eiplab.eips.kim import log_size, model_error_from_log
 
     log = tmp_path / "kim.log"
     assert model_error_from_log(log) is None  # no log
@@ -243,5 +243,10 @@ def test_model_error_from_log_reads_the_last_failure_only(tmp_path):
                       message="Model supplied Compute() routine returned error.")
     )
     assert model_error_from_log(log) == "Particle has density value outside of embedding function interpolation domain"
+    # only what was written from ``start`` on counts: an earlier failure is not this call's reason
+    end = log_size(log)
+    with open(log, "a") as f:
+        f.write(line.format(n=0, level="information", log_id="0xD", source="EAM.cpp:1", message="fine"))
+    assert model_error_from_log(log, start=end) is None
     log.write_text(line.format(n=0, level="error", log_id="0xA", source="EAM.cpp:1", message="no compute failure"))
     assert model_error_from_log(log) is None

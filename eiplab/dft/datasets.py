@@ -54,9 +54,9 @@ def _agau(n: int, seed: int) -> ConfigSet:
 
 #: The built-in DFT datasets; settings from reports/dft-convergence, both under issue 17's rule
 #: (at most ~15 CPU-hours of DFT, the cheapest settings within ~10 meV/atom).
-#: al-gpaw: PW 250 eV, 4.0 /A, 500 labelled + 200 audit configs of 4-8 atoms; measured 15 / 26 / 19
-#: CPU-s for 4 / 7 / 8-atom cells (the 8-atom liquid cells get fewer k-points): ~20 CPU-s on
-#: average, ~4 CPU-hours in all. (The first recipe -- 300 eV, 4.5 /A, 4-16 atoms, 940 DFT configs
+#: al-gpaw: PW 250 eV, 4.0 /A, 500 labelled + 200 audit configs of 4-8 atoms; measured 15 / 26 / 30
+#: CPU-s for 4 / 7 / 8-atom cells (the 8-atom liquid cells, with fewer k-points, ~20): ~23 CPU-s
+#: on average, ~4.4 CPU-hours in all. (The first recipe -- 300 eV, 4.5 /A, 4-16 atoms, 940 DFT configs
 #: -- cost ~85 CPU-s per config, ~22 CPU-hours.)
 #: agau-gpaw: PW 250 eV, 3.5 /A, 500 labelled + 200 audit configs of 2-6 atoms; measured 28 / 71 /
 #: 104 CPU-s for 2 / 4 / 6 atoms, ~57 CPU-s on average for the generator's size mix: ~11 CPU-hours.

@@ -30,19 +30,35 @@ KIM_LOG = "kim.log"
 _COMPUTE_FAILED = "Compute() routine returned error"
 
 
-def model_error_from_log(path: str | os.PathLike = KIM_LOG, tail_bytes: int = 65_536) -> str | None:
-    """The model's own reason for its last failed Compute(), from the KIM API log, or None.
+def log_size(path: str | os.PathLike = KIM_LOG) -> int:
+    """Bytes in the KIM API log now (0 when there is none): where the next call's lines start."""
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return 0
+
+
+def model_error_from_log(
+    path: str | os.PathLike = KIM_LOG, start: int = 0, tail_bytes: int = 65_536
+) -> str | None:
+    """The model's own reason for a failed Compute(), from the KIM API log, or None.
 
     The KIM API's exception only says that the model's routine returned an error; the model
     writes why to the log (e.g. an EAM: "Particle has density value outside of embedding function
     interpolation domain"). Log lines read ``time * n * level * log-id * source:line * message``;
     the reason is the last error line a model source (not the KIM API's own ``KIM_*`` files)
     wrote under the same log id before the API's last "Compute() routine returned error".
+
+    Args:
+        path: the log (the working directory's ``kim.log``).
+        start: read only what was written from this byte on (:func:`log_size` taken just before
+            the call), so an earlier failure -- another run's, another worker's -- is not reported.
+        tail_bytes: read at most this many bytes from the end.
     """
     try:
         with open(path, "rb") as f:
             f.seek(0, os.SEEK_END)
-            f.seek(max(0, f.tell() - tail_bytes))
+            f.seek(max(start, f.tell() - tail_bytes))
             lines = f.read().decode("utf-8", "replace").splitlines()
     except OSError:
         return None
@@ -302,6 +318,7 @@ class KIMModel:
         self._energy[0] = 0.0
         names = self._names
         set_ptr = self._args.set_argument_pointer
+        log_start = log_size()  # one stat per call: a failure's reason is read from here on
         try:
             set_ptr(names.particleSpeciesCodes, species)
             set_ptr(names.particleContributing, contributing)
@@ -314,7 +331,7 @@ class KIMModel:
                 self._forces_set = False
             self._model.compute(self._args, False)
         except RuntimeError as e:
-            reason = model_error_from_log()
+            reason = model_error_from_log(start=log_start)
             detail = (f"{reason} (the model's message in {KIM_LOG})" if reason else
                       f"the model returned an error, see {KIM_LOG}: {' '.join(str(e).split())}")
             raise KIMError(f"KIM model {self.model_id}: compute failed: {detail}") from e
