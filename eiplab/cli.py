@@ -85,6 +85,10 @@ def write_tables(results: pd.DataFrame, out: str | Path | None) -> list[str]:
     written = ["runs", "table3"]
     save_table(res.table3(results), out, "table3")
     tags = set(results["tag"])
+    if len(res.la_selectors(results)) > 1:  # Tables 4, 5 and 7 hold one selector's runs
+        tags = set()
+        print(f"[tables] LA runs of several selectors {res.la_selectors(results)}: Tables 4, 5 and 7 are not "
+              "written (make them from one selector's grids); Table 3 and the alpha tables keep them apart")
     if "la-notukey" in tags:
         save_table(res.table4(results), out, "table4")
         written.append("table4")

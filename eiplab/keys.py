@@ -30,3 +30,7 @@ MAE_FORCE = "mae_force"  # eV/Angstrom: mean |F_pred - F_dft| over force compone
 RMSE_FORCE = "rmse_force"  # eV/Angstrom: root mean squared force-component error
 MEAN_ABS_FORCE_DFT = "mean_abs_force_dft"  # eV/Angstrom: mean |F_dft| over force components (the scale)
 MAE_ATOM = "mae_atom"  # eV/atom: mean |E_pred - E_dft| / N
+
+# --- run records -------------------------------------------------------------------------------
+SELECTOR = "selector"  # str; how an LA run picked its EIP per pool config ("classifier", "error-regression")
+DEFAULT_SELECTOR = "classifier"  # the paper's; records from before the selector was recorded used it

@@ -74,3 +74,55 @@ def test_tau_sensitivity_table_by_hand():
     assert table.loc[("soapnet", "0.1"), "change vs baseline %"] == 10.0
     assert table.loc[("soapnet", "auto"), "tau per split (eV/atom)"] == "0.006 / 0.006"
     assert table.loc[("soapnet", "0.1"), "EIP-labelled configs (mean)"] == 300
+
+
+def _la_records(selector: str | None, values, tau_setting="auto") -> list[dict]:
+    rows = [{"model": "soapnet", "tag": "baseline", "strategy": "baseline", "seed": s, "test_mae_config": 1.0,
+             "test_mae_atom": 0.1, "dataset": "d", "epochs": 30} for s in (0, 1)]
+    for s, v in zip((0, 1), values, strict=True):
+        rows.append({"model": "soapnet", "tag": "la", "strategy": "la", "seed": s, "test_mae_config": v,
+                     "test_mae_atom": 0.1, "dataset": "d", "epochs": 30, "tau_setting": tau_setting,
+                     **({"selector": selector} if selector else {})})
+    return rows
+
+
+def test_tables_keep_la_runs_of_two_selectors_apart_and_never_drop_a_different_run():
+    import pandas as pd
+
+    from eiplab.analysis.results import table3, table4
+
+    # a classifier grid (records from before runs named their selector) and an error-regression grid,
+    # each with its own (identical) baseline: Table 3 gets both LA rows, not one of them silently
+    both = pd.DataFrame(_la_records(None, (0.8, 0.9)) + _la_records("error-regression", (0.5, 0.7)))
+    table = table3(both)
+    assert table.loc[("soapnet", "la"), "Config (eV)"].startswith("0.8500")
+    assert table.loc[("soapnet", "la (error-regression)"), "Config (eV)"].startswith("0.6000")
+    assert table.loc[("soapnet", "baseline"), "Config (eV)"].startswith("1.0000")
+    # a table that would average them refuses
+    notukey = pd.DataFrame(_la_records(None, (0.8, 0.9)) + _la_records("error-regression", (0.5, 0.7))
+                           + [{**r, "tag": "la-notukey"} for r in _la_records(None, (1.2, 1.3))[2:]])
+    with pytest.raises(ValueError, match=r"Table 4: the LA runs come from different selectors"):
+        table4(notukey)
+    # two grids' records of one run that differ in a setting are refused, not one of them kept
+    other_tau = pd.DataFrame(_la_records(None, (0.8, 0.9)) + _la_records(None, (0.5, 0.7), tau_setting=0.1))
+    with pytest.raises(ValueError, match=r"different soapnet la runs of split 0 \(tau_setting"):
+        table3(other_tau)
+
+
+def test_a_grid_record_without_a_selector_gets_it_from_its_classifier_folder(tmp_path):
+    import json
+
+    from eiplab.provenance import MADE_WITH_FILE
+    from eiplab.workflows import RunSpec, RunStore
+
+    store = RunStore(tmp_path)
+    for seed, made in ((0, {"kind": "la-classifier", "selector": "error-regression"}), (1, {"kind": "la-classifier"})):
+        store.write_result(RunSpec("schnet", "la", seed), {"model": "schnet", "tag": "la", "strategy": "la",
+                                                          "subset": "all", "seed": seed})
+        folder = store.classifier_folder("schnet", "all", seed)
+        folder.mkdir(parents=True)
+        (folder / MADE_WITH_FILE).write_text(json.dumps(made))
+    assert dict(zip(store.results()["seed"], store.results()["selector"], strict=True)) == {
+        0: "error-regression", 1: "classifier"}
+    exported = store.export(tmp_path / "records")
+    assert {json.loads(p.read_text())["selector"] for p in exported} == {"error-regression", "classifier"}

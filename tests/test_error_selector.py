@@ -65,5 +65,6 @@ def test_same_table_as_the_classifier_and_through_the_grid(study):
     assert list(audit["seed"]) == [0, 1, 2] and audit["accuracy"].between(0, 1).all()
     runs = study.run(["la"], seeds=[0])
     assert np.isfinite(runs["test_mae_config"]).all()
+    assert list(runs[keys.SELECTOR]) == ["error-regression"]  # the record says how LA picked its EIPs
     with pytest.raises(ValueError, match="unknown LA selector"):
         Study("si-pyxtal", "quick", selector="coin-flip")

@@ -29,21 +29,47 @@ def _model_rank(model: str) -> int:
     return MODEL_ORDER.index(model) if model in MODEL_ORDER else len(MODEL_ORDER)
 
 
+def _selector(run: Mapping[str, Any]) -> str:
+    """The LA selector of a run's record (records that name none used the paper's classifier)."""
+    value = run.get(keys.SELECTOR)
+    return value if isinstance(value, str) and value else keys.DEFAULT_SELECTOR
+
+
 def run_label(run: Mapping[str, Any]) -> str:
-    """A run's tag for tables, marked with :data:`EIP_FORCES_LABEL` when it injected the EIPs'
-    forces, so that tables built from several grids never average runs with and without them
+    """A run's tag for tables, marked with its LA selector when it is not the paper's classifier
+    (``la (error-regression)``) and with :data:`EIP_FORCES_LABEL` when it injected the EIPs'
+    forces, so that tables built from several grids never average such runs with the others
     (the run tag itself is the same: ``mp``, ``la``)."""
     from ..workflows.spec import injected_eip_forces
 
-    return f"{run['tag']}{EIP_FORCES_LABEL}" if injected_eip_forces(run) else str(run["tag"])
+    label = str(run["tag"])
+    if _selector(run) != keys.DEFAULT_SELECTOR:
+        label += f" ({_selector(run)})"
+    return f"{label}{EIP_FORCES_LABEL}" if injected_eip_forces(run) else label
 
 
-def comparable_runs(results: pd.DataFrame, what: str, *, eip_forces_apart: bool = False) -> pd.DataFrame:
+#: Settings two records of one (model, label, split) must share to be the same run (tables keep the
+#: first of such duplicates: each grid trains its own baseline).
+SAME_RUN_SETTINGS = ("dataset", "epochs", "tau_setting", "alpha")
+
+
+def la_selectors(results: pd.DataFrame) -> list[str]:
+    """The LA selectors of the LA runs (``la``, ``mp+la``, their groups and ablations) in ``results``."""
+    la = [run for _, run in results.iterrows() if "la" in str(run.get("strategy", run["tag"]))]
+    return sorted({_selector(run) for run in la})
+
+
+def comparable_runs(results: pd.DataFrame, what: str, *, eip_forces_apart: bool = False,
+                    settings_apart: tuple[str, ...] = (), selectors_apart: bool = False) -> pd.DataFrame:
     """``results`` with a ``label`` column (:func:`run_label`) and each (model, label, split) once,
     refusing what one table must not average: runs trained with different force weights, and --
     unless the table keeps them apart (``eip_forces_apart``: Table 3, the alpha tables) -- runs
     with and without EIP forces. Several grids may hold the same run (each grid trains its own
-    baseline): the first record of each (model, label, split) is kept.
+    baseline): the first record of each (model, label, split) is kept, after checking that the
+    records agree on :data:`SAME_RUN_SETTINGS` (otherwise one would be dropped unseen) -- except
+    ``settings_apart``, which the caller's table keeps apart itself (tau sensitivity: ``tau_setting``).
+    LA runs of different selectors are refused unless the table keeps them apart
+    (``selectors_apart``: Table 3, whose labels name the selector).
 
     Raises:
         ValueError: naming the table and what is mixed.
@@ -62,15 +88,31 @@ def comparable_runs(results: pd.DataFrame, what: str, *, eip_forces_apart: bool 
     if len(uses_eipf) > 1 and not eip_forces_apart:
         raise ValueError(f"{what}: runs with and without EIP forces are mixed; make it from the grids of one "
                          "--eip-forces setting (Table 3 and the alpha tables keep them apart)")
-    return df.drop_duplicates(["model", "label", "seed"], keep="first")
+    if not selectors_apart and len(la_selectors(df)) > 1:
+        raise ValueError(f"{what}: the LA runs come from different selectors {la_selectors(df)}; make it from the "
+                         "grids (or exported records) of one --selector")
+    same = ["model", "label", "seed"]
+    for key_values, runs in df[df.duplicated(same, keep=False)].groupby(same, sort=False):
+        for setting in (s for s in SAME_RUN_SETTINGS if s not in settings_apart):
+            # a record older than the setting lacks it (NaN): compare the records that have it
+            values = {str(v) for v in runs[setting] if pd.notna(v)} if setting in runs else set()
+            if len(values) > 1:
+                model, label, seed = key_values
+                raise ValueError(f"{what}: the sources hold different {model} {label} runs of split {seed} "
+                                 f"({setting}: {sorted(values)}); make one table per setting, or export them "
+                                 "to separate folders")
+    return df.drop_duplicates(same, keep="first")
 
 
 def _strategy_rows(results: pd.DataFrame) -> pd.DataFrame:
     """The Table 3 runs (tags in STRATEGY_ORDER) with their ``label`` (:func:`run_label`), sorted
     by model, strategy (runs with EIP forces after the same strategy without) and split."""
-    df = comparable_runs(results[results["tag"].isin(STRATEGY_ORDER)], "Table 3", eip_forces_apart=True)
+    df = comparable_runs(results[results["tag"].isin(STRATEGY_ORDER)], "Table 3", eip_forces_apart=True,
+                         selectors_apart=True)
     eipf = df["label"].str.endswith(EIP_FORCES_LABEL).astype(bool) if len(df) else pd.Series(dtype=bool)
-    df["order"] = df["tag"].map(STRATEGY_ORDER.index) + 0.5 * eipf.astype(float)
+    other_selector = pd.Series([_selector(run) != keys.DEFAULT_SELECTOR for _, run in df.iterrows()],
+                               index=df.index, dtype=float)
+    df["order"] = df["tag"].map(STRATEGY_ORDER.index) + 0.5 * eipf.astype(float) + 0.25 * other_selector
     df["model_rank"] = df["model"].map(_model_rank)
     return df.sort_values(["model_rank", "model", "order", "seed"])
 
@@ -220,7 +262,7 @@ def tau_sensitivity(results: pd.DataFrame, decimals: int = 4) -> pd.DataFrame:
     baseline and LA runs of grids that differ only in tau (``eiplab grid --tau``)."""
     la = results[results["tag"] == "la"].copy()
     if not la.empty:
-        comparable_runs(results, "tau sensitivity")
+        comparable_runs(results, "tau sensitivity", settings_apart=("tau_setting", "alpha"))
     if la.empty or "tau_setting" not in la:
         raise ValueError("no LA runs with a recorded tau setting (run eiplab grid --tau ...)")
     la["tau_setting"] = la["tau_setting"].astype(str)

@@ -256,6 +256,7 @@ def finish_run(store: RunStore | str | Path, spec: RunSpec, base: Experiment, gr
         if "la" in spec.strategy:
             extra["tau"] = resolve_tau(exp, grid.tau)  # eV/atom, this split's
             extra["tau_setting"] = grid.tau  # as asked: a number or "auto"
+            extra[keys.SELECTOR] = grid.selector  # tables keep runs of different selectors apart
         metrics = fit_record[RUN_METRICS]
         record = {
             **asdict(spec), "tag": spec.tag, "dataset": grid.dataset,

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from .. import keys
 from ..atomic_io import write_text_atomic
 from ..provenance import MADE_WITH_FILE, fingerprint, mismatch, write_made_with
 from ..training.records import BEST_MODEL_FILE
@@ -155,7 +156,17 @@ class RunStore:
 
     def results(self) -> pd.DataFrame:
         """Every finished run's result, one row each (to rebuild tables from records)."""
-        return pd.DataFrame([json.loads(p.read_text()) for p in self.result_files()])
+        return pd.DataFrame([self.read_result(p) for p in self.result_files()])
+
+    def read_result(self, path: Path) -> dict:
+        """A ``result.json``; an LA run's record made before runs recorded their selector gets it
+        from its classifier folder's inputs (named there when it is not the paper's classifier)."""
+        record = json.loads(Path(path).read_text())
+        if "la" in str(record.get("strategy", "")) and keys.SELECTOR not in record:
+            folder = self.classifier_folder(record["model"], record.get("subset", "all"), int(record["seed"]))
+            made = read_json(folder / MADE_WITH_FILE) or {}
+            record[keys.SELECTOR] = made.get(keys.SELECTOR, keys.DEFAULT_SELECTOR)
+        return record
 
     def finished_fit_folder(self, model: str, tag: str, seed: int) -> Path:
         """The folder of a finished run's fit (for LA runs: the chosen alpha's)."""
@@ -206,7 +217,7 @@ class RunStore:
         dest.mkdir(parents=True, exist_ok=True)
         written = []
         for result in self.result_files():
-            rec = json.loads(result.read_text())
+            rec = self.read_result(result)
             if models and rec["model"] not in models:
                 continue
             eipf = "-eipf" if injected_eip_forces(rec) else ""  # beside the same runs without EIP forces
@@ -219,7 +230,7 @@ class RunStore:
                     raise ValueError(f"{target} holds a run with force_weight, EIP forces = {settings[0]}, {result} "
                                      f"has {settings[1]}: export runs of other force settings to another folder")
             written.append(target)
-            written[-1].write_text(result.read_text())
+            written[-1].write_text(json.dumps(rec, indent=2, default=float))
             run = self.fit_folder(result.parent, rec) / RECORD_FILE
             if run.exists():
                 written.append(dest / f"{stem}.run.json")
