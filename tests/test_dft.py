@@ -217,7 +217,6 @@ def test_al_generator_without_md():
 
 def test_al_generator_max_atoms_and_the_al_gpaw_recipe():
     from eiplab.dft.datasets import AL_GPAW_MAX_ATOMS, AL_GPAW_MIX, RECIPES
-
     from eiplab.dft.generators.al import AL_CELLS, _cells_within
 
     assert all(_cells_within(f, 16) == cells for f, cells in AL_CELLS.items())  # the default keeps every cell
