@@ -73,6 +73,13 @@ def test_kpoint_density():
 # --- store and runner ------------------------------------------------------------------------
 
 
+def test_runner_progress_shows_the_cpu_hours_spent(tmp_path, capsys):
+    label_dft(al_cells(2), DFTSettings(), tmp_path / "dft.jsonl", n_workers=1, progress=True,
+              calculator_factory=emt_factory, desc="DFT test")
+    err = capsys.readouterr().err
+    assert "DFT test" in err and "2/2" in err and "cpu_h=" in err
+
+
 def test_runner_stores_and_resumes(tmp_path):
     configs = al_cells(5)
     store = tmp_path / "dft.jsonl"

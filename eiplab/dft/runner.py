@@ -185,16 +185,22 @@ def label_dft(
     todo.sort(key=lambda k: -len(configs[k]) * int(np.prod(per_config[k].kpts(configs[k]))))
     computed: set[str] = set()
 
+    # the bar shows done / to do, the rate and the ETA (the expensive configs come first, so the ETA
+    # starts pessimistic) and the CPU-hours spent by this call; failures when there are any
     bar = tqdm(total=len(todo), desc=desc, unit="config", disable=not progress)
+    cpu_seconds = [0.0]
 
     def finish(rec: DFTRecord) -> None:
         store.append(rec)
         results[rec.config_id] = rec
         computed.add(rec.config_id)
+        cpu_seconds[0] += rec.cpu_seconds or 0.0
+        failed = sum(not results[c].ok for c in computed)
+        bar.set_postfix({"cpu_h": f"{cpu_seconds[0] / 3600:.2f}", **({"failed": failed} if failed else {})},
+                        refresh=False)
         bar.update(1)
         if not rec.ok:
             log.warning("DFT failed for %s: %s", rec.config_id, rec.reason)
-            bar.set_postfix(failed=sum(not r.ok for r in results.values()))
 
     jobs = [Job(ids[k], compute_one, (ids[k], _plain(configs[k]), per_config[k], calculator_factory)) for k in todo]
     try:
