@@ -38,7 +38,8 @@ def _grid_and_data(alphas=(1.0,), epochs=10, seeds=(0, 1, 2)):
 
 def test_plan_reads_progress_and_speed_from_the_grid_folder(tmp_path):
     """An interrupted fit resumes from its checkpoint's epoch, timed by its own speed; a fit of
-    a kind never timed in the folder has no estimate; a finished run is done."""
+    a kind never timed in the folder is timed like a kind that trains on the same configs, or has
+    no estimate; a finished run is done."""
     grid, data = _grid_and_data()
     store = RunStore(tmp_path)
     done = RunSpec("schnet", "baseline", 0)
@@ -57,9 +58,12 @@ def test_plan_reads_progress_and_speed_from_the_grid_folder(tmp_path):
     assert row["estimate_s"] == pytest.approx(6 * 8.0 / 4)  # its own 2 s per epoch
     assert plan.loc[("baseline", 2), "estimate_s"] == pytest.approx(10 * 5.0)  # the finished seed's 5 s per epoch
     assert plan.loc["pretrain", "status"].iloc[0] == "to do"  # the MP backbone, before its fine-tune
-    assert np.isnan(plan.loc[("mp", 0), "estimate_s"])  # no finished MP fine-tune to time it by
+    # no finished MP fine-tune: timed like the baseline fits (same DFT training configs per epoch)
+    assert plan.loc[("mp", 0), "estimate_s"] == pytest.approx(10 * 5.0)
+    assert plan.loc[("mp", 0), "note"] == "timed like the baseline fits"
+    assert np.isnan(plan.loc["pretrain", "estimate_s"].iloc[0])  # no pretraining of any kind timed here
     summary = plan_summary(plan.reset_index())
-    assert summary.startswith("4 of 5 fits to train") and "2 fit(s) of a kind not yet timed" in summary
+    assert summary.startswith("4 of 5 fits to train") and "1 fit(s) of a kind not yet timed" in summary
 
 
 def test_grid_plan_command_trains_nothing(tmp_path, capsys):

@@ -5,7 +5,8 @@ training. One row per job of :func:`eiplab.workflows.graph.grid_jobs` -- the sam
 or not, that ``run_grid`` runs: a classifier, an MP backbone, a run's single fit, or one alpha of
 an LA / MP+LA run. Time estimates use the seconds per epoch recorded by this grid folder itself:
 the fit's own checkpoint when it was interrupted, else the median over finished fits of the same
-model and run tag (so they assume the same machine, threads and load as those fits). On N
+model and run tag, else of a run kind that trains on the same configs (:data:`SAME_COST_AS`, named
+in the row's note) -- so they assume the same machine, threads and load as those fits. On N
 workers the wall time is roughly the total divided by N (Dask's dashboard shows the real one).
 """
 
@@ -24,6 +25,11 @@ from .steps import stale_reason
 from .store import RunStore, read_json
 
 DONE, RESUMES, TO_DO, DEPENDS, NOT_NEEDED = "done", "resumes", "to do", "depends", "not needed"
+#: A run kind never timed in the folder is timed by one that trains on the same configs per epoch:
+#: an MP / delta fine-tune like the baseline (the DFT training configs), MP+LA like LA (DFT + the
+#: selected pool configs), and the other way round.
+SAME_COST_AS = {"mp": ("baseline",), "delta": ("baseline", "mp"), "delta+mp": ("baseline", "mp"),
+                "baseline": ("mp",), "mp+la": ("la",), "la": ("mp+la",)}
 PLAN_COLUMNS = ["model", "run", "seed", "fit", "status", "epochs_done", "epochs_left", "estimate_s", "note", "name",
                 "needs"]
 
@@ -120,11 +126,16 @@ def plan_grid(specs: Sequence[RunSpec], grid: GridConfig, out: str | Path | RunS
             rows.append(_fit_row(job.folder, epochs, rates.get((spec.model, PRETRAIN)), job.finished, **base,
                                  fit=PRETRAIN, note=note))
             continue
-        rate = rates.get((spec.model, spec.tag))
+        rate, timed_by = rates.get((spec.model, spec.tag)), ""
+        if rate is None and spec.tag == spec.strategy:  # not for groups and ablations: their data differ
+            like = [k for k in SAME_COST_AS.get(spec.strategy, ()) if (spec.model, k) in rates]
+            if like:
+                rate, timed_by = rates[(spec.model, like[0])], f"timed like the {like[0]} fits"
         stale = _stale(spec, grid, store, data)
         folder = store.run_folder(spec)
         if job.kind == ALPHA:
             note = ("finished fit reused; " if job.finished and stale else "") + (f"choice redone: {stale}" if stale else "")
+            note = "; ".join(n for n in (note, "" if job.finished else timed_by) if n)
             rows.append(_fit_row(job.folder, epochs, rate, job.finished, **base,
                                  fit=f"alpha {job.alpha:g}", note=note))
             continue
@@ -147,8 +158,8 @@ def plan_grid(specs: Sequence[RunSpec], grid: GridConfig, out: str | Path | RunS
             key = data.key(spec.seed, spec.subset)
             # trained with these inputs; only its result is to be written
             finished_fit = key is not None and store.is_current(folder, fit_inputs(key, grid, spec, chosen), RECORD_FILE)
-        rows.append(_fit_row(folder, epochs, rate, finished_fit, **base, fit=RUN,
-                             note=f"redone: {stale}" if stale else ""))
+        note = "; ".join(n for n in (f"redone: {stale}" if stale else "", "" if finished_fit else timed_by) if n)
+        rows.append(_fit_row(folder, epochs, rate, finished_fit, **base, fit=RUN, note=note))
     return pd.DataFrame(rows, columns=PLAN_COLUMNS)
 
 
