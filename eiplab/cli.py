@@ -134,8 +134,13 @@ def _cmd_tables(args) -> int:
 
 
 def _cmd_dft_generate(args) -> int:
-    from .dft.cli_entry import dft_generate
+    from .dft.cli_entry import dft_generate, dft_progress
 
+    if args.plan:  # read only: safe beside a running generation
+        table, summary = dft_progress(args.out)
+        print(table.to_string())
+        print(summary)
+        return 0
     report = dft_generate(args.dataset, args.out, n_workers=args.workers, eip_jobs=args.eip_jobs)
     print(f"[dft-generate] {report}")
     return 0 if report.get("finished") else 1
@@ -269,6 +274,8 @@ def build_parser() -> argparse.ArgumentParser:
     dg.add_argument("--out", required=True, help="work folder (finished files are written there last)")
     dg.add_argument("--workers", type=int, default=2, help="DFT worker processes (one thread each)")
     dg.add_argument("--eip-jobs", type=int, default=1, help="processes for the EIP labelling")
+    dg.add_argument("--plan", action="store_true",
+                    help="compute nothing: how far the folder is (done, failed, CPU-hours spent and left)")
     dg.set_defaults(func=_cmd_dft_generate)
 
     ds = sub.add_parser("dft-ship", help="copy a finished dft-generate folder's dataset (audit configs' DFT hidden) "

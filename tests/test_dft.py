@@ -4,6 +4,7 @@ and one real GPAW energy."""
 from __future__ import annotations
 
 import json
+import shutil
 from collections import Counter
 
 import numpy as np
@@ -293,6 +294,23 @@ def test_dft_generate_small_with_fake_dft(tmp_path):
     assert len(DFTStore(out / "dft.jsonl").load()) == 9
     with pytest.raises(ValueError, match="different plan"):
         dft_generate("agau-gpaw", out, **{**kw, "n_audit": 4})
+    # --plan reads how far the folder is without touching it, even a half-written last line
+    from eiplab.dft.cli_entry import dft_progress
+
+    with open(out / "dft.jsonl", "a") as f:
+        f.write('{"config_id": "half a li')
+    size = (out / "dft.jsonl").stat().st_size
+    table, summary = dft_progress(out)
+    assert (out / "dft.jsonl").stat().st_size == size
+    assert table.loc["all", "done"] == 9 and table.loc["labelled", "done"] == 6 and table.loc["all", "failed"] == 0
+    assert table.loc["all", "cpu_hours_left"] == 0 and "9 of 9 DFT configs done" in summary
+    partial = tmp_path / "partial"
+    shutil.copytree(out, partial)
+    lines = (partial / "dft.jsonl").read_text().splitlines(keepends=True)
+    (partial / "dft.jsonl").write_text("".join(lines[:5]))
+    assert dft_progress(partial)[0].loc["all", "done"] == 5
+    with pytest.raises(FileNotFoundError, match="no dft-generate run started"):
+        dft_progress(tmp_path / "nothing")
     # a second run on a folder another run is working in is refused, naming the folder
     from filelock import FileLock
 

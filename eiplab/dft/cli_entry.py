@@ -35,6 +35,7 @@ from ..data.packed import load_packed, save_packed
 from .datasets import RECIPES, DatasetRecipe
 from .gpaw_calc import make_calculator
 from .runner import CalculatorFactory, label_dft
+from .settings import DFTSettings
 from .store import DFTStore
 
 LABELLED, AUDIT, POOL = "labelled", "audit", "pool"
@@ -239,6 +240,52 @@ def _generate(
         "n_dft_total": plan["n_labelled"] + plan["n_audit"],
         "failures": failures,
     }
+
+
+def dft_progress(out: str | os.PathLike) -> tuple[pd.DataFrame, str]:
+    """How far a ``dft-generate`` folder is, read only (safe beside a running generation).
+
+    Returns:
+        A table indexed by role (labelled, audit, all) with columns ``configs``, ``done``,
+        ``failed``, ``cpu_hours_spent`` and ``cpu_hours_left`` (estimated: each missing config at
+        the median CPU time of the finished ones of its size in atoms, else of all; NaN before
+        the first), and a one-line summary.
+
+    Raises:
+        FileNotFoundError: ``out`` holds no started generation (no ``plan.json`` / ``configs.npz``).
+    """
+    out = Path(out)
+    plan_path, cfg_path = out / "plan.json", out / "configs.npz"
+    if not plan_path.exists() or not cfg_path.exists():
+        raise FileNotFoundError(f"{out}: no dft-generate run started there (no plan.json and configs.npz); "
+                                "start one with `eiplab dft-generate --dataset NAME --out DIR`")
+    plan = json.loads(plan_path.read_text())
+    configs = load_packed(cfg_path, name=plan["dataset"])
+    roles = assign_roles(configs.ids, plan["n_labelled"], plan["n_audit"], plan["seed"])
+    digest = DFTSettings.from_dict(plan["dft"]).digest()
+    records = {rec.config_id: rec for rec in DFTStore(out / "dft.jsonl").load(repair=False).values()
+               if rec.settings_digest == digest}
+    size = pd.Series(configs.n_atoms(), index=pd.Index(configs.ids, name=keys.CONFIG_ID))
+    spent = pd.Series({cid: rec.cpu_seconds for cid, rec in records.items()}, dtype=float)
+    by_size = spent.groupby(size.reindex(spent.index)).median() if len(spent) else pd.Series(dtype=float)
+    overall = float(spent.median()) if len(spent) else float("nan")
+    rows = {}
+    for role in (LABELLED, AUDIT):
+        ids = roles.index[roles == role]
+        done = [c for c in ids if c in records]
+        missing = [c for c in ids if c not in records]
+        left = sum(float(by_size.get(size[c], overall)) for c in missing)
+        rows[role] = {"configs": len(ids), "done": len(done), "failed": sum(not records[c].ok for c in done),
+                      "cpu_hours_spent": spent.reindex(done).sum() / 3600, "cpu_hours_left": left / 3600}
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    table.loc["all"] = table.sum()
+    table.index.name = "role"
+    total = table.loc["all"]
+    summary = (f"{plan['dataset']} in {out}: {int(total['done'])} of {int(total['configs'])} DFT configs done "
+               f"({int(total['failed'])} failed), {total['cpu_hours_spent']:.2f} CPU-hours spent, about "
+               f"{total['cpu_hours_left']:.1f} CPU-hours left (at the median CPU time of the finished configs "
+               "of each size)")
+    return table.round(3), summary
 
 
 def _provenance(

@@ -87,11 +87,12 @@ class DFTStore:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
 
-    def load(self) -> dict[tuple[str, str, str], DFTRecord]:
+    def load(self, repair: bool = True) -> dict[tuple[str, str, str], DFTRecord]:
         """All complete records by key (a later record of the same key wins).
 
-        A partial last line (a write cut by a kill) is dropped and truncated away, so the
-        next append starts on a fresh line.
+        A partial last line (a write cut by a kill) is dropped and, with ``repair``, truncated
+        away, so the next append starts on a fresh line. ``repair=False`` only reads: for a
+        reader beside a running writer, whose last line may be half written.
         """
         if not self.path.exists():
             return {}
@@ -111,7 +112,7 @@ class DFTStore:
                 ) from e
             records[rec.key] = rec
             good_end = pos
-        if good_end < len(raw):
+        if repair and good_end < len(raw):
             with open(self.path, "r+b") as f:
                 f.truncate(good_end)
         return records
