@@ -137,7 +137,7 @@ def _cmd_dft_generate(args) -> int:
     from .dft.cli_entry import dft_generate, dft_progress
 
     if args.plan:  # read only: safe beside a running generation
-        table, summary = dft_progress(args.out)
+        table, summary = dft_progress(args.out, args.dataset)
         print(table.to_string())
         print(summary)
         return 0

@@ -109,20 +109,36 @@ def test_tables_keep_la_runs_of_two_selectors_apart_and_never_drop_a_different_r
         table3(other_tau)
 
 
-def test_a_grid_record_without_a_selector_gets_it_from_its_classifier_folder(tmp_path):
+def test_a_record_without_a_selector_gets_it_from_the_selection_it_was_trained_on(tmp_path):
     import json
 
-    from eiplab.provenance import MADE_WITH_FILE
-    from eiplab.workflows import RunSpec, RunStore
+    from eiplab.provenance import MADE_WITH_FILE, fingerprint
+    from eiplab.workflows import RunSpec, RunStore, load_records
+    from eiplab.workflows.spec import la_strategy
 
     store = RunStore(tmp_path)
-    for seed, made in ((0, {"kind": "la-classifier", "selector": "error-regression"}), (1, {"kind": "la-classifier"})):
-        store.write_result(RunSpec("schnet", "la", seed), {"model": "schnet", "tag": "la", "strategy": "la",
-                                                          "subset": "all", "seed": seed})
+    regression = {"kind": "la-classifier", "selector": "error-regression"}
+    # seed 0: trained on the error regression's selection; seed 1: on a classifier's; seed 2: on a
+    # classifier's selection that an error-regression grid has since replaced in the shared folder
+    for seed, made, trained_on in ((0, regression, regression), (1, {"kind": "la-classifier"}, {"kind": "la-classifier"}),
+                                   (2, regression, {"kind": "la-classifier", "tau": 0.1})):
+        spec = RunSpec("schnet", "la", seed)
+        store.write_result(spec, {"model": "schnet", "tag": "la", "strategy": "la", "subset": "all", "seed": seed})
+        (store.run_folder(spec) / MADE_WITH_FILE).write_text(json.dumps({"selection": fingerprint(trained_on)}))
         folder = store.classifier_folder("schnet", "all", seed)
         folder.mkdir(parents=True)
         (folder / MADE_WITH_FILE).write_text(json.dumps(made))
     assert dict(zip(store.results()["seed"], store.results()["selector"], strict=True)) == {
-        0: "error-regression", 1: "classifier"}
+        0: "error-regression", 1: "classifier", 2: "classifier"}
     exported = store.export(tmp_path / "records")
-    assert {json.loads(p.read_text())["selector"] for p in exported} == {"error-regression", "classifier"}
+    assert sorted(json.loads(p.read_text())["selector"] for p in exported) == [
+        "classifier", "classifier", "error-regression"]
+    # records exported before runs named their selector: the classifier summary beside them does
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "schnet-la-seed0.json").write_text(json.dumps({"model": "schnet", "tag": "la", "strategy": "la", "seed": 0}))
+    (old / "classifier-schnet-all-seed0.json").write_text(json.dumps({"selector": "error-regression"}))
+    assert list(load_records(old)["selector"]) == ["error-regression"]
+    # an LA run is known by its strategy, else by its tag's base; nothing else counts as LA
+    assert la_strategy({"strategy": float("nan"), "tag": "la{low}"}) and la_strategy({"tag": "mp+la[best2]"})
+    assert not la_strategy({"strategy": "delta+mp", "tag": "delta+mp"}) and not la_strategy({"tag": "baseline"})

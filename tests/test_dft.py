@@ -309,6 +309,11 @@ def test_dft_generate_small_with_fake_dft(tmp_path):
     lines = (partial / "dft.jsonl").read_text().splitlines(keepends=True)
     (partial / "dft.jsonl").write_text("".join(lines[:5]))
     assert dft_progress(partial)[0].loc["all", "done"] == 5
+    (partial / "dft.jsonl").write_text("")
+    table, summary = dft_progress(partial, "agau-gpaw")
+    assert table.loc["all", "done"] == 0 and "CPU-hours left unknown" in summary
+    with pytest.raises(ValueError, match="holds 'agau-gpaw', not 'al-gpaw'"):
+        dft_progress(partial, "al-gpaw")
     with pytest.raises(FileNotFoundError, match="no dft-generate run started"):
         dft_progress(tmp_path / "nothing")
     # a second run on a folder another run is working in is refused, naming the folder

@@ -55,8 +55,9 @@ SAME_RUN_SETTINGS = ("dataset", "epochs", "tau_setting", "alpha")
 
 def la_selectors(results: pd.DataFrame) -> list[str]:
     """The LA selectors of the LA runs (``la``, ``mp+la``, their groups and ablations) in ``results``."""
-    la = [run for _, run in results.iterrows() if "la" in str(run.get("strategy", run["tag"]))]
-    return sorted({_selector(run) for run in la})
+    from ..workflows.spec import la_strategy
+
+    return sorted({_selector(run) for _, run in results.iterrows() if la_strategy(run)})
 
 
 def comparable_runs(results: pd.DataFrame, what: str, *, eip_forces_apart: bool = False,

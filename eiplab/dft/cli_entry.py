@@ -31,6 +31,7 @@ from filelock import FileLock, Timeout
 from .. import __version__, keys
 from ..atomic_io import write_text_atomic
 from ..data.configset import ConfigSet
+from ..data.hashing import config_hash
 from ..data.packed import load_packed, save_packed
 from .datasets import RECIPES, DatasetRecipe
 from .gpaw_calc import make_calculator
@@ -242,7 +243,7 @@ def _generate(
     }
 
 
-def dft_progress(out: str | os.PathLike) -> tuple[pd.DataFrame, str]:
+def dft_progress(out: str | os.PathLike, dataset: str | None = None) -> tuple[pd.DataFrame, str]:
     """How far a ``dft-generate`` folder is, read only (safe beside a running generation).
 
     Returns:
@@ -251,20 +252,31 @@ def dft_progress(out: str | os.PathLike) -> tuple[pd.DataFrame, str]:
         the median CPU time of the finished ones of its size in atoms, else of all; NaN before
         the first), and a one-line summary.
 
+    Args:
+        out: the work folder.
+        dataset: the dataset it should hold (checked against its plan), or None.
+
     Raises:
-        FileNotFoundError: ``out`` holds no started generation (no ``plan.json`` / ``configs.npz``).
+        FileNotFoundError: ``out`` holds no started generation (no ``plan.json``), or its configs
+            are still being generated (no ``configs.npz`` yet).
+        ValueError: ``out`` holds another dataset than ``dataset``.
     """
     out = Path(out)
     plan_path, cfg_path = out / "plan.json", out / "configs.npz"
-    if not plan_path.exists() or not cfg_path.exists():
-        raise FileNotFoundError(f"{out}: no dft-generate run started there (no plan.json and configs.npz); "
+    if not plan_path.exists():
+        raise FileNotFoundError(f"{out}: no dft-generate run started there (no plan.json); "
                                 "start one with `eiplab dft-generate --dataset NAME --out DIR`")
     plan = json.loads(plan_path.read_text())
+    if dataset is not None and dataset != plan["dataset"]:
+        raise ValueError(f"{out} holds {plan['dataset']!r}, not {dataset!r}")
+    if not cfg_path.exists():
+        raise FileNotFoundError(f"{out}: {plan['dataset']} has started but its configs are still being generated "
+                                "(no configs.npz yet); no DFT has run")
     configs = load_packed(cfg_path, name=plan["dataset"])
     roles = assign_roles(configs.ids, plan["n_labelled"], plan["n_audit"], plan["seed"])
     digest = DFTSettings.from_dict(plan["dft"]).digest()
-    records = {rec.config_id: rec for rec in DFTStore(out / "dft.jsonl").load(repair=False).values()
-               if rec.settings_digest == digest}
+    wanted = {(a.info[keys.CONFIG_ID], config_hash(a), digest) for a in configs}  # the store's keys
+    records = {key[0]: rec for key, rec in DFTStore(out / "dft.jsonl").load(repair=False).items() if key in wanted}
     size = pd.Series(configs.n_atoms(), index=pd.Index(configs.ids, name=keys.CONFIG_ID))
     spent = pd.Series({cid: rec.cpu_seconds for cid, rec in records.items()}, dtype=float)
     by_size = spent.groupby(size.reindex(spent.index)).median() if len(spent) else pd.Series(dtype=float)
@@ -278,13 +290,15 @@ def dft_progress(out: str | os.PathLike) -> tuple[pd.DataFrame, str]:
         rows[role] = {"configs": len(ids), "done": len(done), "failed": sum(not records[c].ok for c in done),
                       "cpu_hours_spent": spent.reindex(done).sum() / 3600, "cpu_hours_left": left / 3600}
     table = pd.DataFrame.from_dict(rows, orient="index")
-    table.loc["all"] = table.sum()
+    table.loc["all"] = table.sum(min_count=1)  # NaN left stays NaN: nothing finished to time it by
     table.index.name = "role"
     total = table.loc["all"]
+    left = ("nothing left" if total["done"] == total["configs"] else
+            "CPU-hours left unknown until a config has finished" if np.isnan(total["cpu_hours_left"]) else
+            f"about {total['cpu_hours_left']:.1f} CPU-hours left (at the median CPU time of the finished configs "
+            "of each size)")
     summary = (f"{plan['dataset']} in {out}: {int(total['done'])} of {int(total['configs'])} DFT configs done "
-               f"({int(total['failed'])} failed), {total['cpu_hours_spent']:.2f} CPU-hours spent, about "
-               f"{total['cpu_hours_left']:.1f} CPU-hours left (at the median CPU time of the finished configs "
-               "of each size)")
+               f"({int(total['failed'])} failed), {total['cpu_hours_spent']:.2f} CPU-hours spent, {left}")
     return table.round(3), summary
 
 

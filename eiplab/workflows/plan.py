@@ -57,8 +57,10 @@ def _seconds_per_epoch(store: RunStore) -> dict[tuple[str, str], float]:
     return {key: float(pd.Series(values).median()) for key, values in rates.items()}
 
 
-def _fit_row(folder: Path | None, epochs: int, rate: float | None, finished: bool, **fields) -> dict:
-    """One fit's row: done, resumes from its checkpoint, or to do (with a time estimate)."""
+def _fit_row(folder: Path | None, epochs: int, rate: float | None, finished: bool, timed_by: str = "",
+             **fields) -> dict:
+    """One fit's row: done, resumes from its checkpoint (timed by it), or to do (with a time
+    estimate; ``timed_by`` is added to the note when the rate is another run kind's)."""
     if finished:
         return {**fields, "status": DONE, "epochs_done": epochs, "epochs_left": 0, "estimate_s": 0.0}
     progress = _checkpoint_progress(folder)
@@ -66,6 +68,8 @@ def _fit_row(folder: Path | None, epochs: int, rate: float | None, finished: boo
     left = 0 if stopped else max(epochs - done, 0)
     if done:
         rate = wall / done
+    elif timed_by:
+        fields["note"] = "; ".join(n for n in (fields.get("note", ""), timed_by) if n)
     return {**fields, "status": RESUMES if done else TO_DO, "epochs_done": done, "epochs_left": left,
             "estimate_s": left * rate if rate is not None else float("nan")}
 
@@ -135,8 +139,7 @@ def plan_grid(specs: Sequence[RunSpec], grid: GridConfig, out: str | Path | RunS
         folder = store.run_folder(spec)
         if job.kind == ALPHA:
             note = ("finished fit reused; " if job.finished and stale else "") + (f"choice redone: {stale}" if stale else "")
-            note = "; ".join(n for n in (note, "" if job.finished else timed_by) if n)
-            rows.append(_fit_row(job.folder, epochs, rate, job.finished, **base,
+            rows.append(_fit_row(job.folder, epochs, rate, job.finished, timed_by, **base,
                                  fit=f"alpha {job.alpha:g}", note=note))
             continue
         if job.finished:
@@ -158,8 +161,8 @@ def plan_grid(specs: Sequence[RunSpec], grid: GridConfig, out: str | Path | RunS
             key = data.key(spec.seed, spec.subset)
             # trained with these inputs; only its result is to be written
             finished_fit = key is not None and store.is_current(folder, fit_inputs(key, grid, spec, chosen), RECORD_FILE)
-        note = "; ".join(n for n in (f"redone: {stale}" if stale else "", "" if finished_fit else timed_by) if n)
-        rows.append(_fit_row(folder, epochs, rate, finished_fit, **base, fit=RUN, note=note))
+        rows.append(_fit_row(folder, epochs, rate, finished_fit, timed_by, **base, fit=RUN,
+                             note=f"redone: {stale}" if stale else ""))
     return pd.DataFrame(rows, columns=PLAN_COLUMNS)
 
 

@@ -3,6 +3,7 @@ profiles' grids (:func:`grid_from_profile`, :func:`specs_for`)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +24,16 @@ DELTA_STRATEGIES = ("delta", "delta+mp")
 MP_STRATEGIES = ("mp", "mp+la", "delta+mp")
 #: the strategies ``eip_forces`` changes (MP through its backbone, LA through its picks' forces)
 EIP_FORCE_STRATEGIES = ("la", "mp", "mp+la")
+LA_STRATEGIES = ("la", "mp+la")  # the strategies whose runs pick EIP labels with an LA selector
+
+
+def la_strategy(run: Mapping[str, Any]) -> bool:
+    """Whether a run record (or spec fields) is an LA run: its ``strategy``, else its tag's base
+    (``la{low}``, ``la-notukey``, ``la[best2]`` -> ``la``)."""
+    strategy = run.get("strategy")
+    if not isinstance(strategy, str) or not strategy:
+        strategy = re.split(r"[{\[]|-notukey", str(run.get("tag", "")))[0]
+    return strategy in LA_STRATEGIES
 
 
 def injected_eip_forces(record: Mapping[str, Any]) -> bool:

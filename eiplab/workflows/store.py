@@ -35,7 +35,7 @@ from .. import keys
 from ..atomic_io import write_text_atomic
 from ..provenance import MADE_WITH_FILE, fingerprint, mismatch, write_made_with
 from ..training.records import BEST_MODEL_FILE
-from .spec import injected_eip_forces
+from .spec import injected_eip_forces, la_strategy
 
 if TYPE_CHECKING:
     from .spec import RunSpec
@@ -160,12 +160,18 @@ class RunStore:
 
     def read_result(self, path: Path) -> dict:
         """A ``result.json``; an LA run's record made before runs recorded their selector gets it
-        from its classifier folder's inputs (named there when it is not the paper's classifier)."""
-        record = json.loads(Path(path).read_text())
-        if "la" in str(record.get("strategy", "")) and keys.SELECTOR not in record:
+        from its classifier folder's inputs (named there when it is not the paper's classifier) --
+        only when that folder still holds the selection the run was trained on (the run folder's
+        ``selection`` fingerprint); otherwise the paper's classifier, which made every such run
+        before a selector could be chosen."""
+        path = Path(path)
+        record = json.loads(path.read_text())
+        if la_strategy(record) and keys.SELECTOR not in record:
+            run_made = read_json(path.parent / MADE_WITH_FILE) or {}
             folder = self.classifier_folder(record["model"], record.get("subset", "all"), int(record["seed"]))
-            made = read_json(folder / MADE_WITH_FILE) or {}
-            record[keys.SELECTOR] = made.get(keys.SELECTOR, keys.DEFAULT_SELECTOR)
+            made = read_json(folder / MADE_WITH_FILE)
+            same = made is not None and run_made.get("selection") == fingerprint(made)
+            record[keys.SELECTOR] = made.get(keys.SELECTOR, keys.DEFAULT_SELECTOR) if same else keys.DEFAULT_SELECTOR
         return record
 
     def finished_fit_folder(self, model: str, tag: str, seed: int) -> Path:
@@ -225,10 +231,11 @@ class RunStore:
             target = dest / f"{stem}.json"
             if target.exists():  # another grid's record of this name: only the same kind of run may replace it
                 old = json.loads(target.read_text())
-                settings = [(float(r.get("force_weight", 0.0)), injected_eip_forces(r)) for r in (old, rec)]
-                if settings[0] != settings[1]:  # (force weight, EIP forces used)
-                    raise ValueError(f"{target} holds a run with force_weight, EIP forces = {settings[0]}, {result} "
-                                     f"has {settings[1]}: export runs of other force settings to another folder")
+                settings = [(float(r.get("force_weight", 0.0)), injected_eip_forces(r),
+                             r.get(keys.SELECTOR, keys.DEFAULT_SELECTOR) if la_strategy(r) else None) for r in (old, rec)]
+                if settings[0] != settings[1]:  # (force weight, EIP forces used, LA selector)
+                    raise ValueError(f"{target} holds a run with force_weight, EIP forces, selector = {settings[0]}, "
+                                     f"{result} has {settings[1]}: export runs of other settings to another folder")
             written.append(target)
             written[-1].write_text(json.dumps(rec, indent=2, default=float))
             run = self.fit_folder(result.parent, rec) / RECORD_FILE
@@ -254,7 +261,12 @@ def load_records(folder: str | Path) -> pd.DataFrame:
     if not files:
         raise FileNotFoundError(f"no run records in {folder}: expected a grid folder with runs/ or exported "
                                 "<model>-<tag>-seed<k>.json files")
-    return pd.DataFrame([json.loads(f.read_text()) for f in files])
+    records = [json.loads(f.read_text()) for f in files]
+    for record in records:  # exported before runs named their selector: the classifier summary beside it does
+        if la_strategy(record) and keys.SELECTOR not in record:
+            summary = read_json(folder / f"classifier-{record['model']}-{record.get('subset', 'all')}-seed{record['seed']}.json")
+            record[keys.SELECTOR] = (summary or {}).get(keys.SELECTOR, keys.DEFAULT_SELECTOR)
+    return pd.DataFrame(records)
 
 
 def store_of(grid_dir: str | Path | RunStore) -> RunStore:
