@@ -80,7 +80,7 @@ class RunSpec:
         tag = self.strategy
         if self.subset != "all":
             tag += f"[{self.subset}]"
-        if not self.tukey and "la" in self.strategy:
+        if not self.tukey and self.strategy in LA_STRATEGIES:
             tag += "-notukey"
         if self.group != "all":
             tag += f"{{{self.group}}}"

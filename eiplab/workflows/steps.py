@@ -35,7 +35,7 @@ from ..strategies.pretrain import for_finetuning, pretrain
 from ..strategies.subsets import eip_subset, restrict
 from ..training import BEST_MODEL_FILE, RECORD_FILE, RUN_METRICS, RUN_WALL_TIME, fit_energy_model
 from .inputs import backbone_inputs, classifier_inputs, fit_inputs, run_inputs, split_key
-from .spec import DELTA_STRATEGIES, MP_STRATEGIES, STRATEGIES, GridConfig, RunSpec
+from .spec import DELTA_STRATEGIES, LA_STRATEGIES, MP_STRATEGIES, STRATEGIES, GridConfig, RunSpec
 from .store import (
     CLASSIFIER_FILE,
     CLASSIFIER_FIT,
@@ -253,7 +253,7 @@ def finish_run(store: RunStore | str | Path, spec: RunSpec, base: Experiment, gr
             extra[RUN_WALL_TIME] = float(table[RUN_WALL_TIME].sum())  # every alpha's fit is part of the run's cost
         else:
             raise ValueError(f"unknown strategy {spec.strategy!r}; choose from {(*STRATEGIES, *DELTA_STRATEGIES)}")
-        if "la" in spec.strategy:
+        if spec.strategy in LA_STRATEGIES:
             extra["tau"] = resolve_tau(exp, grid.tau)  # eV/atom, this split's
             extra["tau_setting"] = grid.tau  # as asked: a number or "auto"
             extra[keys.SELECTOR] = grid.selector  # tables keep runs of different selectors apart
