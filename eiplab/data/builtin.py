@@ -80,6 +80,17 @@ BUILTIN = {
         tau="auto",
         licence=DATA_LICENCE,
     ),
+    "al-gpaw": BuiltinDataset(
+        name="al-gpaw",
+        system="Al",
+        file="al-gpaw.npz",
+        description=("500 Al configs (4-8 atoms: fcc from EAM MD at 100-900 K, liquid, vacancies, strained, sheared), "
+                     "eiplab's own GPAW PBE DFT + a pool of 5,000 with EIP energies (200 of them with DFT hidden for "
+                     "the classifier audit)"),
+        splits="cv",
+        tau="auto",
+        licence=DATA_LICENCE,
+    ),
 }
 
 
