@@ -25,6 +25,7 @@ from eiplab.workflows import (
     grid_data,
     grid_from_profile,
     grid_jobs,
+    is_choice,
     needed,
     run_grid,
     specs_for,
@@ -237,7 +238,10 @@ def test_parallel_grid_gives_the_serial_records(setting, tmp_path):
     serial = run_grid(configs, splits, (0,), EIPS, specs, grid, tmp_path / "serial", log=lambda *_: None)
     messages = []
     parallel = run_grid(configs, splits, (0,), EIPS, specs, grid, store.root, workers=2, log=messages.append)
-    assert messages[0] == f"[grid] {len(jobs)} fit(s) to do on 2 local Dask worker(s)"
+    choices = sum(is_choice(job) for job in jobs.values())
+    assert choices == 2  # la and mp+la each choose among their alphas; the choices are jobs, not fits
+    assert messages[0] == (f"[grid] {len(jobs)} job(s) to do on 2 local Dask worker(s): {len(jobs) - choices} fit(s) "
+                           f"to train, {choices} alpha choice(s)")
     done = [m for m in messages if m.startswith("[grid] done (")]
     assert len(done) == len(jobs) and done[-1].startswith(f"[grid] done ({len(jobs)}/{len(jobs)})")
     assert list(parallel["tag"]) == list(serial["tag"])

@@ -119,7 +119,7 @@ def test_a_separately_started_scheduler_and_worker_run_the_grid(tmp_path):
         command = _grid_command(tmp_path / "grid", tmp_path / "tables", env, "--scheduler", str(scheduler_file))
         output = command.communicate(timeout=900)[0]
         assert command.returncode == 0, output
-        assert "fit(s) to do on the Dask cluster" in output
+        assert "job(s) to do on the Dask cluster" in output
         records = RunStore(tmp_path / "grid").results().set_index("tag")
         assert list(records.index) == ["baseline", "la"] and records["test_" + keys.MAE_CONFIG].notna().all()
         assert records.loc["la", "alpha"] == 1.0

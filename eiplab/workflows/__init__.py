@@ -2,7 +2,7 @@
 disk, and the Dask engine (:mod:`eiplab.engine`) that runs the jobs -- in this process, on local
 worker processes, or on a cluster. The method itself is in :mod:`eiplab.strategies`."""
 
-from .graph import GridJob, grid_jobs, needed
+from .graph import GridJob, grid_jobs, is_choice, needed
 from .grid import GridWork, run_grid
 from .inputs import GridData, SplitKey, grid_data
 from .plan import plan_grid, plan_summary
@@ -29,6 +29,6 @@ from .store import RunStore, load_records, store_of
 __all__ = [
     "DELTA_STRATEGIES", "STRATEGIES", "GridConfig", "GridData", "GridJob", "GridWork", "RunSpec", "RunStore", "SplitKey", "alphas_tried",
     "dataset_tau", "default_cutoff", "finish_run", "fit_alpha", "grid_data", "grid_from_profile", "grid_jobs",
-    "held_out_selection", "load_records", "needed", "plan_grid", "plan_summary", "pool_selection",
+    "held_out_selection", "is_choice", "load_records", "needed", "plan_grid", "plan_summary", "pool_selection",
     "pretrained_backbone", "run_grid", "specs_for", "store_of",
 ]

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ..training import BEST_MODEL_FILE, RECORD_FILE
 from .inputs import GridData, backbone_inputs, classifier_inputs, fit_inputs, run_inputs
-from .spec import GridConfig, RunSpec
+from .spec import LA_STRATEGIES, GridConfig, RunSpec
 from .steps import stale_reason
 from .store import CLASSIFIER_FIT, SELECTION_FILE, RunStore
 
@@ -49,7 +49,7 @@ class GridJob:
 
 def is_choice(job: GridJob) -> bool:
     """An LA / MP+LA run's choice of alpha: a "run" that trains nothing (its alphas do)."""
-    return job.kind == RUN and job.spec.strategy in ("la", "mp+la") and job.spec.group == "all"
+    return job.kind == RUN and job.spec.strategy in LA_STRATEGIES and job.spec.group == "all"
 
 
 def grid_jobs(specs: Sequence[RunSpec], grid: GridConfig, store: RunStore, data: GridData) -> dict[str, GridJob]:

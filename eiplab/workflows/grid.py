@@ -20,7 +20,7 @@ import pandas as pd
 from ..data import ConfigSet
 from ..engine import Job, Shared, run_jobs, scheduler_from_env
 from ..strategies.experiment import Experiment, label_with_eips, prepare_experiment
-from .graph import ALPHA, CLASSIFIER, PRETRAIN, GridJob, grid_jobs, needed
+from .graph import ALPHA, CLASSIFIER, PRETRAIN, GridJob, grid_jobs, is_choice, needed
 from .inputs import GridData, grid_data
 from .spec import DELTA_STRATEGIES, GridConfig, RunSpec
 from .steps import finish_run, fit_alpha, pool_selection, pretrained_backbone, subset_experiment
@@ -155,7 +155,9 @@ def run_grid(
         remote = client is not None or scheduler is not None or workers > 1
         where = "this process" if not remote else (f"{workers} local Dask worker(s)" if client is None and scheduler is None
                                                    else "the Dask cluster")
-        log(f"[grid] {len(todo)} fit(s) to do on {where}")
+        n_fits = sum(not is_choice(job) for job in todo.values())  # as `--plan` counts them
+        log(f"[grid] {len(todo)} job(s) to do on {where}: {n_fits} fit(s) to train, "
+            f"{len(todo) - n_fits} alpha choice(s)")
         work = GridWork(configs, dict(zip((int(s) for s in seeds), splits, strict=True)), list(energies.columns),
                         energies, grid.align)
         jobs = [Job(name, execute, (job, grid, str(store.root.resolve()), Shared("work"), threads,
