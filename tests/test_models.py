@@ -256,3 +256,22 @@ def test_paper_sizes_build():
     soapnet = build_model(ModelConfig("soapnet", n_features=n_soap_features(soap)))
     linear = [m for m in soapnet.representation_module.net if isinstance(m, torch.nn.Linear)]
     assert len(linear) == 5 and linear[-1].out_features == 128
+
+
+def test_gaussian_expansion_returns_no_subnormal_numbers():
+    """Gaussians far from their centre underflow into float32's subnormal range, which x86 CPUs
+    compute ~100x slower (benchmarks/bench_subnormals.py); the expansion returns exact zeros
+    there and the plain formula everywhere else."""
+    from eiplab.models.layers import GaussianExpansion
+
+    expansion = GaussianExpansion(128, 0.0, 5.0)
+    distances = torch.linspace(0.3, 5.0, 4001, dtype=torch.float32)
+    values = expansion(distances)
+    tiny = torch.finfo(torch.float32).tiny
+    diff = distances[:, None] - expansion.centres
+    plain = torch.exp(expansion.coefficient * diff * diff)
+    assert ((plain > 0) & (plain < tiny)).any()  # the plain formula does make subnormals here
+    assert not ((values > 0) & (values < tiny)).any()
+    normal = plain >= tiny
+    assert torch.equal(values[normal], plain[normal])
+    assert torch.all(values[~normal] == 0)
