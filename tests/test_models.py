@@ -23,6 +23,7 @@ from eiplab.models import (
 )
 from eiplab.models.registry import representation_class
 from eiplab.training import model_inputs
+from eiplab.training.evaluate import predicted_forces
 
 CUTOFF = 4.0
 SI = 14
@@ -209,7 +210,7 @@ class TestContract:
 
 @pytest.mark.parametrize("name", MODELS)
 def test_pair_shortcut_changes_nothing(name):
-    """Graphs without n_pairs (edges in any order) give the same energies."""
+    """Graphs without n_pairs (edges in any order) give the same energies and forces."""
     model = _model(name)
     graphs = _graphs(model, _structures())
     plain = []
@@ -222,10 +223,19 @@ def test_pair_shortcut_changes_nothing(name):
         graph.edge_index = graph.edge_index[:, order]
         graph.cell_shift = graph.cell_shift[order]
         plain.append(graph)
-    with torch.no_grad():
-        a = model(next(iter(make_loader(graphs, len(graphs)))))
-        b = model(next(iter(make_loader(plain, len(plain)))))
+    with_forces = not _is_soap(name)  # SOAPNet's inputs are precomputed: no autograd forces
+    results = []
+    for batch_graphs in (graphs, plain):
+        batch = next(iter(make_loader(batch_graphs, len(batch_graphs))))
+        batch[POS].requires_grad_(with_forces)
+        energies = model(batch)
+        forces = predicted_forces(energies, batch) if with_forces else None
+        results.append((energies.detach(), forces))
+    (a, forces_a), (b, forces_b) = results
     assert torch.allclose(a, b, rtol=1e-5, atol=1e-5)
+    if with_forces:
+        assert forces_a.abs().max() > 1e-3  # forces that could differ
+        assert torch.allclose(forces_a, forces_b, rtol=1e-4, atol=1e-5)
 
 
 def test_registry_lists_the_four_models():
@@ -260,7 +270,7 @@ def test_paper_sizes_build():
 
 def test_gaussian_expansion_returns_no_subnormal_numbers():
     """Gaussians far from their centre underflow into float32's subnormal range, which x86 CPUs
-    compute ~100x slower (benchmarks/bench_subnormals.py); the expansion returns exact zeros
+    compute ~100x slower (benchmarks/bench_schnet_cpu.py); the expansion returns exact zeros
     there and the plain formula everywhere else."""
     from eiplab.models.layers import GaussianExpansion
 

@@ -29,7 +29,7 @@ class GaussianExpansion(nn.Module):
         # A Gaussian ~0.52-0.57 A from its centre (128 on 5 A) underflows into float32's
         # subnormal range. x86 CPUs compute on subnormals in slow microcode: a few such entries per
         # row made SchNet's filter matmuls ~15x and a whole training step ~2.5x slower on CPU
-        # (benchmarks/bench_subnormals.py). Next to the row's normal values they change no sum,
+        # (benchmarks/bench_schnet_cpu.py). Next to the row's normal values they change no sum,
         # so they become exact zeros (their gradient, < 1e-36, becomes zero too). Done here,
         # not with torch.set_flush_denormal: that flag is per thread and misses the intra-op
         # thread pool once it exists.

@@ -8,8 +8,10 @@ Atom embedding -> ``n_layers`` interaction blocks of continuous-filter convoluti
 Distances are recomputed from positions (``edge_vectors``), so forces come from autograd.
 Radial filters are symmetric in the pair (W(r_ij) = W(r_ji)), so when the graph records its
 pairs (``n_pairs``, see :func:`eiplab.graphs.build.edge_pairs`) the Gaussians, the cutoff and
-the filter networks are evaluated once per pair and spread to both directed edges: half the
-work of the dominant [n_edges, width] matrix products, same maths.
+the filter networks are evaluated once per pair, and each pair's filter carries a message both
+ways (``x_j * W`` to i and ``x_i * W`` to j) without being copied to the [n_edges, width] edge
+list: half the work of the dominant matrix products, and no per-edge gather of the filters
+(whose backward is a slow scatter-add), same maths.
 """
 
 from __future__ import annotations
@@ -39,17 +41,17 @@ class SchNetInteraction(nn.Module):
     def forward(
         self,
         h: torch.Tensor,  # [n_atoms, width]
-        basis: torch.Tensor,  # [P, n_gaussians], per pair (or per edge)
+        basis: torch.Tensor,  # [P, n_gaussians], one row per pair (or per directed edge)
         fcut: torch.Tensor,  # [P, 1]
-        pair_of_edge: torch.Tensor | None,  # [E] -> row of basis; None = one row per edge
-        source: torch.Tensor,  # [E] (j)
-        target: torch.Tensor,  # [E] (i)
+        source: torch.Tensor,  # [P] (j)
+        target: torch.Tensor,  # [P] (i)
+        both_ways: bool,  # rows are pairs: messages j -> i and i -> j; else directed edges j -> i
     ) -> torch.Tensor:
         w = self.filter(basis) * fcut  # [P, width]
-        if pair_of_edge is not None:
-            w = w[pair_of_edge]  # [E, width]
-        messages = self.in2f(h)[source] * w  # [E, width]
-        aggregated = torch.zeros_like(h).index_add_(0, target, messages)  # [n_atoms, width]
+        x = self.in2f(h)  # [n_atoms, width]
+        aggregated = torch.zeros_like(h).index_add_(0, target, x[source] * w)  # [n_atoms, width]
+        if both_ways:
+            aggregated = aggregated.index_add_(0, source, x[target] * w)
         return h + self.f2out(aggregated)
 
 
@@ -85,13 +87,13 @@ class SchNet(Representation):
         source, target = batch[EDGE_INDEX]
         distances = edge_vectors(batch).norm(dim=-1)  # [E]
         pairs = edge_pairs(batch)
-        pair_of_edge = None
         if pairs is not None:
-            unique, pair_of_edge = pairs
+            unique, _ = pairs
             distances = distances[unique]  # [P]: one distance per pair
+            source, target = source[unique], target[unique]
         fcut = cosine_cutoff(distances, self.cutoff).unsqueeze(1)  # [P, 1]
         basis = self.expansion(distances)  # [P, n_gaussians]
         h = self.embedding(batch[Z])  # [n_atoms, width]
         for block in self.interactions:
-            h = block(h, basis, fcut, pair_of_edge, source, target)
+            h = block(h, basis, fcut, source, target, both_ways=pairs is not None)
         return h
