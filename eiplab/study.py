@@ -44,6 +44,7 @@ from .workflows import (
     held_out_selection,
     plan_grid,
     pool_selection,
+    probe_seconds_per_config,
     run_grid,
     specs_for,
 )
@@ -194,13 +195,25 @@ class Study:
                         self.grid_dir, n_jobs=self.profile.n_jobs, workers=self.workers, threads=threads,
                         scheduler=self.scheduler, progress=progress)
 
-    def plan(self, strategies: Sequence[str] = STRATEGIES, **options) -> pd.DataFrame:
+    def plan(self, strategies: Sequence[str] = STRATEGIES, *, probe: bool = True, **options) -> pd.DataFrame:
         """What :meth:`run` with the same arguments would train (nothing is trained): one row per
-        fit with its state (done / resumes / to do / ...) and estimated seconds."""
+        fit with its state (done / resumes / to do / ...) and estimated seconds. Fits of a kind the
+        grid folder never timed are timed, with ``probe``, by a few training steps of each such
+        network measured now on this machine (:mod:`eiplab.workflows.probe`; seconds to a minute)."""
         seeds = list(options.get("seeds") or self.seeds)
         specs = self.specs(strategies, **options)
-        return plan_grid(specs, self.grid, self.grid_dir,
-                         grid_data([self.split(k) for k in seeds], seeds, self.eip_ids, self.store))
+        splits = [self.split(k) for k in seeds]
+        sizes = {int(k): split.value_counts().to_dict() for k, split in zip(seeds, splits, strict=True)}
+        rates: dict[str, float] = {}
+
+        def seconds_per_config(model: str) -> float:
+            if model not in rates:
+                rates[model] = probe_seconds_per_config(self.grid.model_configs[model], self.configs, self.grid.train,
+                                                        force_weight=self.grid.force_weight)
+            return rates[model]
+
+        return plan_grid(specs, self.grid, self.grid_dir, grid_data(splits, seeds, self.eip_ids, self.store),
+                         probe=seconds_per_config if probe else None, sizes=sizes)
 
     def results(self) -> pd.DataFrame:
         """Every finished run stored in the study's grid folder (of the study's networks)."""

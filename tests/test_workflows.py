@@ -66,6 +66,59 @@ def test_plan_reads_progress_and_speed_from_the_grid_folder(tmp_path):
     assert summary.startswith("4 of 5 fits to train") and "1 fit(s) of a kind not yet timed" in summary
 
 
+def test_plan_times_never_timed_kinds_by_a_probe(tmp_path):
+    """With a probe, a fit of a kind the folder never timed gets probe x configs per epoch (LA
+    counted with the whole pool); recorded speeds still come first, and the probe is asked only
+    for fits that need it."""
+    from eiplab.workflows.probe import PROBE_NOTE, VALIDATION_COST
+
+    grid, data = _grid_and_data(seeds=(0,))
+    store = RunStore(tmp_path)
+    done = RunSpec("schnet", "baseline", 0)
+    store.run_folder(done).mkdir(parents=True)
+    (store.run_folder(done) / "run.json").write_text(json.dumps({"history": [{}] * 10, "wall_time_s": 50.0}))
+    asked = []
+
+    def probe(model):
+        asked.append(model)
+        return 0.01  # seconds per config
+
+    sizes = {0: {"train": 100, "val": 30, "test": 50, "pool": 1000}}
+    specs = [RunSpec("schnet", "baseline", 0), RunSpec("schnet", "la", 0), RunSpec("schnet", "mp", 0)]
+    plan = plan_grid(specs, grid, store, data, probe=probe, sizes=sizes).set_index(["run", "fit"])
+    per_epoch_la = 0.01 * (100 + 1000 + VALIDATION_COST * 30)
+    assert plan.loc[("la", "alpha 1"), "estimate_s"] == pytest.approx(10 * per_epoch_la)
+    assert PROBE_NOTE in plan.loc[("la", "alpha 1"), "note"]
+    assert plan.loc[("classifier", "classifier"), "estimate_s"] == pytest.approx(10 * 0.01 * (100 + VALIDATION_COST * 30))
+    assert plan.loc[("pretrain", "pretrain"), "estimate_s"] == pytest.approx(10 * 0.01 * 1000)
+    assert plan.loc[("baseline", "run"), "estimate_s"] == pytest.approx(10 * 5.0)  # recorded: no probe
+    assert plan.loc[("mp", "run"), "note"] == "timed like the baseline fits"
+    assert set(asked) == {"schnet"}
+    assert "by a probe of a few training steps" in plan_summary(plan.reset_index())
+    asked.clear()
+    plan_grid([RunSpec("schnet", "baseline", 0)], grid, store, data, probe=probe, sizes=sizes)
+    assert asked == []  # every fit timed by the folder: nothing probed
+
+
+def test_probe_times_real_training_steps():
+    """The probe trains a real network for a few batches (energy, and energy + forces with a
+    double backward) and returns positive, finite seconds per config."""
+    from ase.build import bulk
+
+    from eiplab.workflows.probe import probe_seconds_per_config
+
+    configs = []
+    for k in range(24):
+        atoms = bulk("Si", "diamond", a=5.43, cubic=True)
+        atoms.rattle(0.05, seed=k)
+        configs.append(atoms)
+    config = ModelConfig("schnet", width=16, n_layers=2, cutoff=4.0, n_gaussians=12)
+    settings = TrainSettings(epochs=1, batch_size=4, device="cpu")
+    for force_weight in (0.0, 10.0):
+        seconds = probe_seconds_per_config(config, configs, settings, steps=3, force_weight=force_weight)
+        assert 0 < seconds < float("inf")
+
+
 def test_grid_plan_command_trains_nothing(tmp_path, capsys):
     from eiplab.cli import main
 

@@ -6,6 +6,7 @@ from .graph import GridJob, grid_jobs, is_choice, needed
 from .grid import GridWork, run_grid
 from .inputs import GridData, SplitKey, grid_data
 from .plan import plan_grid, plan_summary
+from .probe import configs_per_epoch, probe_seconds_per_config
 from .spec import (
     DELTA_STRATEGIES,
     STRATEGIES,
@@ -29,6 +30,7 @@ from .store import RunStore, load_records, store_of
 __all__ = [
     "DELTA_STRATEGIES", "STRATEGIES", "GridConfig", "GridData", "GridJob", "GridWork", "RunSpec", "RunStore", "SplitKey", "alphas_tried",
     "dataset_tau", "default_cutoff", "finish_run", "fit_alpha", "grid_data", "grid_from_profile", "grid_jobs",
-    "held_out_selection", "is_choice", "load_records", "needed", "plan_grid", "plan_summary", "pool_selection",
+    "held_out_selection", "is_choice", "load_records", "needed", "plan_grid", "plan_summary", "pool_selection", "configs_per_epoch",
+    "probe_seconds_per_config",
     "pretrained_backbone", "run_grid", "specs_for", "store_of",
 ]

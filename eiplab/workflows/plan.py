@@ -6,13 +6,15 @@ or not, that ``run_grid`` runs: a classifier, an MP backbone, a run's single fit
 an LA / MP+LA run. Time estimates use the seconds per epoch recorded by this grid folder itself:
 the fit's own checkpoint when it was interrupted, else the median over finished fits of the same
 model and run tag, else of a run kind that trains on the same configs (:data:`SAME_COST_AS`, named
-in the row's note) -- so they assume the same machine, threads and load as those fits. On N
-workers the wall time is roughly the total divided by N (Dask's dashboard shows the real one).
+in the row's note) -- so they assume the same machine, threads and load as those fits. A kind
+the folder never timed is timed, when the caller gives a ``probe``, by a few training steps
+measured now (:mod:`eiplab.workflows.probe`; the note says so). On N workers the wall time is
+roughly the total divided by N (Dask's dashboard shows the real one).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -20,6 +22,7 @@ import pandas as pd
 from ..training import CHECKPOINT_FILE, RECORD_FILE
 from .graph import ALPHA, CLASSIFIER, PRETRAIN, RUN, GridJob, grid_jobs, is_choice, needed
 from .inputs import GridData, fit_inputs, run_inputs
+from .probe import PROBE_NOTE, configs_per_epoch
 from .spec import GridConfig, RunSpec
 from .steps import stale_reason
 from .store import RunStore, read_json
@@ -90,8 +93,15 @@ def _label(job: GridJob) -> str:
     return spec.tag
 
 
-def plan_grid(specs: Sequence[RunSpec], grid: GridConfig, out: str | Path | RunStore, data: GridData) -> pd.DataFrame:
+def plan_grid(specs: Sequence[RunSpec], grid: GridConfig, out: str | Path | RunStore, data: GridData, *,
+              probe: Callable[[str], float] | None = None,
+              sizes: Mapping[int, Mapping[str, int]] | None = None) -> pd.DataFrame:
     """The fits that ``run_grid(specs, ...)`` with ``grid`` (its alpha grid and epochs) would train.
+
+    ``probe(model)`` (seconds per config of one training step, e.g.
+    :func:`eiplab.workflows.probe.probe_seconds_per_config`) and ``sizes`` (per split seed, its
+    configs per split part) time the fits of a kind this folder never timed; ``probe`` is called
+    only for such fits (the caller caches it per model).
 
     One row per job of :func:`eiplab.workflows.graph.grid_jobs` (an LA run's choice of alpha
     trains nothing and has no row). Columns: model, run (tag), seed, fit ("classifier",
@@ -99,8 +109,8 @@ def plan_grid(specs: Sequence[RunSpec], grid: GridConfig, out: str | Path | RunS
     confidence-group run whose full LA run has not yet chosen its alpha on this grid: redone only
     if that choice differs from the alpha it used; "not needed" for an unfinished fit of a
     finished run), epochs_done, epochs_left, estimate_s (seconds; NaN when this folder holds no
-    finished fit of that kind to time it by), note, name (the fit's name, as the workers log it)
-    and needs (the names of the fits it waits for).
+    finished fit of that kind to time it by, and no probe), note, name (the fit's name, as the
+    workers log it) and needs (the names of the fits it waits for).
     """
     store = out if isinstance(out, RunStore) else RunStore(out)
     epochs = grid.train.epochs
@@ -108,6 +118,13 @@ def plan_grid(specs: Sequence[RunSpec], grid: GridConfig, out: str | Path | RunS
     fits = grid_jobs(specs, grid, store, data)
     todo = needed(fits)
     rows: list[dict] = []
+
+    def probed(spec: RunSpec, kind: str, rate: float | None, timed_by: str = "") -> tuple[float | None, str]:
+        """The recorded rate, else the probe's (seconds per epoch) with the note saying so."""
+        if rate is not None or probe is None or sizes is None or spec.seed not in sizes:
+            return rate, timed_by
+        return probe(spec.model) * configs_per_epoch(spec.strategy, kind, sizes[spec.seed]), PROBE_NOTE
+
     for name, job in fits.items():
         if is_choice(job):
             continue
@@ -120,21 +137,23 @@ def plan_grid(specs: Sequence[RunSpec], grid: GridConfig, out: str | Path | RunS
             rows.append({**base, "fit": fit, "status": NOT_NEEDED, "epochs_done": 0, "epochs_left": 0,
                          "estimate_s": 0.0, "note": "its run is finished"})
             continue
-        if job.kind == CLASSIFIER:
-            rows.append(_fit_row(job.folder, epochs, rates.get((spec.model, CLASSIFIER)), job.finished, **base,
-                                 fit=CLASSIFIER, note="LA classifier + pool selection"))
-            continue
-        if job.kind == PRETRAIN:
-            note = ("MP backbone, shared by every split with the same pool and EIPs" if job.folder is not None
-                    else "MP backbone of EIPs ranked on the split's training data (not ranked yet)")
-            rows.append(_fit_row(job.folder, epochs, rates.get((spec.model, PRETRAIN)), job.finished, **base,
-                                 fit=PRETRAIN, note=note))
+        if job.kind in (CLASSIFIER, PRETRAIN):
+            if job.kind == CLASSIFIER:
+                note = "LA classifier + pool selection"
+            elif job.folder is not None:
+                note = "MP backbone, shared by every split with the same pool and EIPs"
+            else:
+                note = "MP backbone of EIPs ranked on the split's training data (not ranked yet)"
+            rate, timed_by = (None, "") if job.finished else probed(spec, job.kind, rates.get((spec.model, job.kind)))
+            rows.append(_fit_row(job.folder, epochs, rate, job.finished, timed_by, **base, fit=job.kind, note=note))
             continue
         rate, timed_by = rates.get((spec.model, spec.tag)), ""
         if rate is None and spec.tag == spec.strategy:  # not for groups and ablations: their data differ
             like = [k for k in SAME_COST_AS.get(spec.strategy, ()) if (spec.model, k) in rates]
             if like:
                 rate, timed_by = rates[(spec.model, like[0])], f"timed like the {like[0]} fits"
+        if not job.finished:
+            rate, timed_by = probed(spec, RUN, rate, timed_by)
         stale = _stale(spec, grid, store, data)
         folder = store.run_folder(spec)
         if job.kind == ALPHA:
@@ -174,8 +193,12 @@ def plan_summary(plan: pd.DataFrame) -> str:
     maybe = todo["status"] == DEPENDS
     sure = todo[~maybe]
     known = sure["estimate_s"].notna()
+    probed = sure["note"].fillna("").str.contains(PROBE_NOTE, regex=False) & (sure["status"] == TO_DO)
     text = (f"{len(sure)} of {len(plan)} fits to train ({int(sure['epochs_left'].sum())} epochs); about "
             f"{sure.loc[known, 'estimate_s'].sum() / 3600:.1f} h in one process at the speed this folder recorded")
+    if probed.any():
+        text += (f" ({int(probed.sum())} fit(s) of kinds it never timed: by a probe of a few training steps on "
+                 f"this machine now, LA fits with the whole pool -- an upper bound)")
     if (~known).any():
         text += f", plus {int((~known).sum())} fit(s) of a kind not yet timed here"
     if maybe.any():
