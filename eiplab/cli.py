@@ -255,7 +255,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "file; its workers must see --grid-dir (default: $EIPLAB_SCHEDULER)")
     g.add_argument("--plan", action="store_true",
                    help="train nothing: list each fit the command would train (done / resumes / to do) with a time "
-                        "estimate from the speed this grid folder recorded")
+                        "estimate from the speed this grid folder recorded (kinds it never timed: a probe of a few "
+                        "training steps now)")
     g.set_defaults(func=_cmd_grid)
 
     t = sub.add_parser("tables", help="rebuild Tables 3/4/5/7 and the alpha sensitivity from run records "
