@@ -13,7 +13,9 @@ median over ``--rounds``):
   copy whose backward is a slow accumulate-scatter).
 
 Variants: ``before`` (plain Gaussians + edge-list filters: the named baseline), ``+ no
-subnormals`` and ``eiplab`` (both changes). Data: the DFT-labelled configs of the built-in
+subnormals``, ``eiplab`` (both changes) and ``eiplab compiled`` (``TrainSettings.compile``:
+``torch.compile(model, dynamic=True)``, timed after a warm-up epoch that compiles; the compile
+time is printed apart). Data: the DFT-labelled configs of the built-in
 ``mo-mlearn`` dataset (Mo cells of up to 54 atoms: bulk, AIMD, vacancies, surfaces), a random
 sample of ``--configs``. Settings: width 128, 5 interactions, 128 Gaussians on [0, 5 A], batch 32,
 Adam, MSE on the total energy; measured: forward + loss + backward + step over the sample.
@@ -113,13 +115,16 @@ def main() -> None:
         "before": _variant(ours, plain_gaussians=True, edge_list=True),
         "+ no subnormals": _variant(ours, plain_gaussians=False, edge_list=True),
         "eiplab": ours,
+        "eiplab compiled": torch.compile(copy.deepcopy(ours), dynamic=True),
     }
     with torch.no_grad():
         gap = {name: max(float((m(b) - models["before"](b)).abs().max()) for b in batches)
                for name, m in models.items()}
     optimizers = {k: torch.optim.Adam(m.parameters(), lr=1e-4) for k, m in models.items()}
-    for name in models:  # warm-up
-        _epoch(models[name], optimizers[name], batches[:1])
+    for name in models:  # warm-up (and compilation: every batch shape family once)
+        warm_up = _epoch(models[name], optimizers[name], batches)
+        if name == "eiplab compiled":
+            print(f"compilation (first epoch of the compiled model): {warm_up:.1f} s")
     times: dict[str, list[float]] = {name: [] for name in models}
     for _ in range(args.rounds):
         for name in models:

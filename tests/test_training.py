@@ -340,3 +340,43 @@ def test_git_revision_is_read_once_per_process(monkeypatch):
         assert len(calls) == 1
     finally:
         records.git_revision.cache_clear()
+
+
+def _compile_run(compile_steps: bool, out_dir=None):
+    configs = _si_configs(12, seed=5)
+    settings = TrainSettings(epochs=3, batch_size=4, seed=3, progress=False, compile=compile_steps)
+    torch.manual_seed(settings.seed)
+    model = build_model(ModelConfig("schnet", **TINY))
+    graphs = model_inputs(configs, model.config)
+    prepare_for_fit(model, graphs[:8], energy_baseline=True)
+    loaders = (make_loader(graphs[:8], 4, shuffle=True, seed=settings.seed), make_loader(graphs[8:], 4))
+    return train(model, *loaders, energy_mse, settings, out_dir=out_dir)
+
+
+def test_compiled_training_steps_follow_the_eager_ones(tmp_path):
+    """compile=True trains the same network (same losses to rounding), checkpoints the plain
+    module (loadable without compile) and is not a stored input: a resumed run may switch it."""
+    from torch._dynamo.utils import counters
+
+    eager = _compile_run(False)
+    counters.clear()
+    compiled = _compile_run(True, out_dir=tmp_path)
+    assert counters["stats"]["unique_graphs"] > 0  # the steps did go through torch.compile
+    assert type(compiled.model) is type(eager.model)  # the plain module comes back, not the compiled wrapper
+    for a, b in zip(eager.history, compiled.history, strict=True):
+        assert b[TRAIN_LOSS] == pytest.approx(a[TRAIN_LOSS], rel=1e-4, abs=1e-6)
+        assert b[VAL_MAE_CONFIG] == pytest.approx(a[VAL_MAE_CONFIG], rel=1e-4, abs=1e-6)
+    state = torch.load(tmp_path / CHECKPOINT_FILE, map_location="cpu", weights_only=True)
+    assert not any(k.startswith("_orig_mod") for k in state["model"])
+    assert _compile_run(False, out_dir=tmp_path).history == compiled.history  # resumed (finished) without compile
+
+
+def test_compile_refuses_force_training():
+    from eiplab.training import energy_force_loss
+
+    model = build_model(ModelConfig("schnet", **TINY))
+    graphs = model_inputs(_si_configs(4), model.config)
+    prepare_for_fit(model, graphs, energy_baseline=True)
+    settings = TrainSettings(epochs=1, batch_size=4, progress=False, compile=True)
+    with pytest.raises(ValueError, match="double backward"):
+        train(model, make_loader(graphs, 4), None, energy_force_loss(10.0), settings)

@@ -55,7 +55,7 @@ from .records import (
 from .settings import TrainSettings, lr_factor, resolve_device
 
 Callback = Callable[[int, dict[str, float]], None]
-_NOT_COMPARED = ("progress", "device")  # settings a resumed run may change
+_NOT_COMPARED = ("progress", "device", "compile")  # settings a resumed run may change
 
 
 @dataclass
@@ -142,6 +142,17 @@ def _save_checkpoint(path: Path, epoch: int, model: nn.Module, optimizer: torch.
         },
         path,
     )
+
+
+def _compiled(model: nn.Module, loss_fn: LossFn) -> nn.Module:
+    """``model`` through ``torch.compile`` for the training steps (it shares the model's
+    parameters: checkpoints, validation and the returned model stay the plain module)."""
+    if needs_position_grad(loss_fn):
+        raise ValueError(
+            "settings.compile cannot train on forces: torch.compile has no double backward (the force "
+            "loss differentiates -dE/dpos again); train without compile (drop --compile) or without forces"
+        )
+    return torch.compile(model, dynamic=True)
 
 
 def _train_epoch(model: nn.Module, loader: DataLoader, loss_fn: LossFn, optimizer: torch.optim.Optimizer,
@@ -241,6 +252,7 @@ def train(
     else:
         progress = _Progress(history=[], best_state=_state_copy(model))
     mode = settings.mode if val_loader is not None else "min"
+    step_model = _compiled(model, loss_fn) if settings.compile else model
 
     bar = tqdm(
         total=(settings.epochs - progress.next_epoch) * steps_per_epoch,
@@ -253,7 +265,7 @@ def train(
             break
         _seed_epoch(settings, epoch, train_loader)
         entry: dict[str, float] = {EPOCH: epoch, LR: optimizer.param_groups[0]["lr"]}
-        entry[TRAIN_LOSS] = _train_epoch(model, train_loader, loss_fn, optimizer, scheduler, settings, device,
+        entry[TRAIN_LOSS] = _train_epoch(step_model, train_loader, loss_fn, optimizer, scheduler, settings, device,
                                          epoch, bar)
         if val_loader is not None:
             entry.update(_validate(model, val_loader, loss_fn, metrics_fn, settings, device))

@@ -40,6 +40,12 @@ class TrainSettings:
         select_mode: "min" or "max"; None = known default of ``select_on`` (else "min").
         max_configs: use at most this many configs of each split (quick runs); None = all.
         progress: show a progress bar.
+        compile: run the training steps through ``torch.compile`` (dynamic shapes): ~1.4x faster
+            SchNet training on CPU after ~20-30 s of compilation per process
+            (benchmarks/bench_schnet_cpu.py). Same maths (rounding may differ, as on another
+            device), so like ``device`` it is not among a fit's stored inputs; validation runs
+            eagerly. Energy losses only: torch.compile has no double backward, so a loss on
+            forces refuses it.
     """
 
     epochs: int = 100
@@ -57,6 +63,7 @@ class TrainSettings:
     select_mode: str | None = None
     max_configs: int | None = None
     progress: bool = True
+    compile: bool = False
 
     def __post_init__(self) -> None:
         if self.schedule not in SCHEDULES:

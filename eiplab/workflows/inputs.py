@@ -100,8 +100,8 @@ def grid_data(splits: Sequence[pd.Series], seeds: Sequence[int], eip_ids: Sequen
 
 
 def train_inputs(settings: TrainSettings) -> dict:
-    """Training settings that change a result (not the progress bar or the device)."""
-    return {k: v for k, v in asdict(settings).items() if k not in ("progress", "device")}
+    """Training settings that change a result (not the progress bar, the device or compilation)."""
+    return {k: v for k, v in asdict(settings).items() if k not in ("progress", "device", "compile")}
 
 
 def force_inputs(grid: GridConfig, eip_side: bool = False, eip_labels: bool = True) -> dict:
