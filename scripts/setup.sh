@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 VENV=${EIPLAB_VENV:-.venv}
 PY=${PYTHON:-python3}
 
-need_debs=(libkim-api-dev openkim-models pkg-config libxc-dev libopenblas-dev chromium)  # chromium: browser tests, PNG figures
+need_debs=(libkim-api-dev openkim-models pkg-config libxc-dev libopenblas-dev chromium g++)  # chromium: browser tests, PNG figures; g++: GPAW, kimpy, torch.compile
 missing=()
 for d in "${need_debs[@]}"; do
   dpkg -s "$d" >/dev/null 2>&1 || missing+=("$d")
