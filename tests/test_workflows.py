@@ -117,6 +117,11 @@ def test_probe_times_real_training_steps():
     for force_weight in (0.0, 10.0):
         seconds = probe_seconds_per_config(config, configs, settings, steps=3, force_weight=force_weight)
         assert 0 < seconds < float("inf")
+    from torch._dynamo.utils import counters
+
+    counters.clear()
+    seconds = probe_seconds_per_config(config, configs, replace(settings, compile=True), steps=3)
+    assert 0 < seconds < float("inf") and counters["stats"]["unique_graphs"] > 0  # timed as compiled fits run
 
 
 def test_grid_plan_command_trains_nothing(tmp_path, capsys):

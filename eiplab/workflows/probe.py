@@ -39,7 +39,8 @@ def probe_seconds_per_config(model_config: ModelConfig, configs: Sequence[ase.At
     Args:
         model_config: the network, as the grid trains it.
         configs: the dataset; ``(steps + 1) x batch size`` of them are drawn at random (``seed``).
-        settings: the grid's training settings (batch size, device).
+        settings: the grid's training settings (batch size, device, ``compile``: the timed steps
+            are compiled too, after a warm-up step that compiles).
         force_weight: > 0 adds a force term (autograd forces with ``create_graph``), as force
             training does; ignored for SOAPNet (no autograd forces).
         steps: timed steps, after one untimed warm-up step.
@@ -58,13 +59,15 @@ def probe_seconds_per_config(model_config: ModelConfig, configs: Sequence[ase.At
     optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr)
     forces = force_weight > 0 and getattr(model.representation_module, "input_features", None) != "soap"
     batches = list(make_loader(graphs, batch_size=settings.batch_size, shuffle=False))
+    # as the fits will run: compiled (settings.compile; the warm-up step compiles) or eager
+    step_model = torch.compile(model, dynamic=True) if settings.compile and not forces else model
 
     def step(batch) -> None:
         batch = batch.to(device)
         if forces:
             batch[POS].requires_grad_(True)
         optimizer.zero_grad()
-        prediction = model(batch)
+        prediction = step_model(batch)
         loss = prediction.pow(2).mean()
         if forces:
             loss = loss + force_weight * predicted_forces(prediction, batch, create_graph=True).pow(2).mean()
