@@ -30,14 +30,16 @@ class GaussianExpansion(nn.Module):
         # dtype's smallest normal number (float32: 1.2e-38) it returns subnormals, then zero. x86
         # CPUs take slow microcode paths for both: exp itself is ~50x slower on such arguments, and
         # a few subnormal entries per row made SchNet's filter matmuls ~15x slower
-        # (benchmarks/bench_schnet_cpu.py). Exponents below FLOOR (e^FLOOR = 3.2e-38 in float32, 1 above
-        # the smallest normal's log) give exact zeros instead, and exp never sees them: next to
-        # the row's normal values they change no sum, and their gradient (< 1e-36) becomes zero.
+        # (benchmarks/bench_schnet_cpu.py). Exponents below ``floor`` (1 above the log of the
+        # smallest normal number; e^floor = 3.2e-38 in float32) give exact zeros instead, and exp
+        # never sees them: next to the row's normal values they change no sum, and their gradient
+        # (< 1e-36) becomes zero.
         # Done here, not with torch.set_flush_denormal: that flag is per thread and misses the
         # intra-op thread pool once it exists.
         floor = math.log(torch.finfo(exponent.dtype).tiny) + 1.0
         values = torch.exp(exponent.clamp(min=floor))
         return values.masked_fill(exponent < floor, 0.0)
+
 
 def cosine_cutoff(distances: torch.Tensor, cutoff: float) -> torch.Tensor:
     """0.5 (cos(pi d / rc) + 1) for d < rc, else 0: [E] -> [E] (goes smoothly to 0 at rc)."""
