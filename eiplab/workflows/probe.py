@@ -25,6 +25,7 @@ from ..graphs.build import POS
 from ..models import ModelConfig, build_model
 from ..training import TrainSettings, model_inputs, prepare_for_fit, resolve_device
 from ..training.evaluate import predicted_forces
+from .graph import CLASSIFIER, PRETRAIN
 from .spec import LA_STRATEGIES
 
 #: Validation passes a config forward only: counted as this share of a training step.
@@ -97,8 +98,8 @@ def configs_per_epoch(strategy: str, kind: str, sizes: Mapping[str, int]) -> flo
         sizes: configs per split part of the split (``keys.TRAIN``, ``keys.VAL``, ``keys.POOL``).
     """
     train, val, pool = (int(sizes.get(part, 0)) for part in (keys.TRAIN, keys.VAL, keys.POOL))
-    if kind == "pretrain":
+    if kind == PRETRAIN:
         return float(pool)
-    if kind == "classifier":
+    if kind == CLASSIFIER:
         return train + VALIDATION_COST * val
     return train + (pool if strategy in LA_STRATEGIES else 0) + VALIDATION_COST * val
