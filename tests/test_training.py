@@ -380,3 +380,26 @@ def test_compile_refuses_force_training():
     settings = TrainSettings(epochs=1, batch_size=4, progress=False, compile=True)
     with pytest.raises(ValueError, match="double backward"):
         train(model, make_loader(graphs, 4), None, energy_force_loss(10.0), settings)
+
+
+def test_a_non_finite_loss_stops_training_before_any_step():
+    """The step refuses a NaN loss before backward / optimizer.step (the weights are untouched)
+    and the loop names the epoch."""
+    from eiplab.training import training_step
+
+    model = build_model(ModelConfig("schnet", **TINY))
+    graphs = model_inputs(_si_configs(4), model.config)
+    prepare_for_fit(model, graphs, energy_baseline=True)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+
+    def nan_loss(prediction, batch):
+        return energy_mse(prediction, batch) * float("nan")
+
+    batch = next(iter(make_loader(graphs, 4)))
+    with pytest.raises(FloatingPointError, match="loss is nan"):
+        training_step(model, batch, nan_loss, optimizer, torch.device("cpu"))
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    settings = TrainSettings(epochs=1, batch_size=4, progress=False)
+    with pytest.raises(FloatingPointError, match="at epoch 0"):
+        train(model, make_loader(graphs, 4), None, nan_loss, settings)

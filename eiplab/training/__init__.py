@@ -26,7 +26,7 @@ from .evaluate import (
     predict_loader,
     predicted_forces,
 )
-from .loop import Callback, TrainResult, train
+from .loop import Callback, TrainResult, compiled_for_training, train, training_step
 from .prepare import check_prepared, fit_species_baseline, prepare_for_fit, species_counts
 from .records import (
     BEST_MODEL_FILE,
@@ -84,5 +84,6 @@ __all__ = [
     "predicted_forces", "energy_mse", "fit_energy_model", "fit_species_baseline",
     "git_revision", "learning_rate_at", "lr_factor", "mean_loss", "model_inputs", "predict", "predict_loader",
     "check_prepared", "prepare_for_fit", "resolve_device", "seed_everything", "species_counts", "train", "train_settings",
+    "compiled_for_training", "training_step",
     "write_run_record",
 ]

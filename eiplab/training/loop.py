@@ -144,9 +144,13 @@ def _save_checkpoint(path: Path, epoch: int, model: nn.Module, optimizer: torch.
     )
 
 
-def _compiled(model: nn.Module, loss_fn: LossFn) -> nn.Module:
-    """``model`` through ``torch.compile`` for the training steps (it shares the model's
-    parameters: checkpoints, validation and the returned model stay the plain module)."""
+def compiled_for_training(model: nn.Module, loss_fn: LossFn) -> nn.Module:
+    """``model`` through ``torch.compile`` (dynamic shapes) for the training steps; it shares the
+    model's parameters, so checkpoints, validation and the returned model stay the plain module.
+
+    Raises:
+        ValueError: for a loss on forces (torch.compile has no double backward).
+    """
     if needs_position_grad(loss_fn):
         raise ValueError(
             "settings.compile cannot train on forces: torch.compile has no double backward (the force "
@@ -155,31 +159,49 @@ def _compiled(model: nn.Module, loss_fn: LossFn) -> nn.Module:
     return torch.compile(model, dynamic=True)
 
 
+def training_step(model: nn.Module, batch: Any, loss_fn: LossFn, optimizer: torch.optim.Optimizer,
+                  device: torch.device, grad_clip: float | None = None) -> torch.Tensor:
+    """One optimisation step on ``batch``: forward, ``loss_fn``, backward, gradient-norm clipping
+    (``grad_clip``; None: none) and ``optimizer.step()``. A loss on forces gets ``pos`` made to
+    require grad first. The learning-rate schedule is the caller's.
+
+    Returns:
+        The loss, a detached scalar tensor.
+
+    Raises:
+        FloatingPointError: the loss is not finite (nothing is stepped).
+    """
+    batch = batch.to(device)
+    if needs_position_grad(loss_fn):  # a loss on forces differentiates the energy by positions
+        batch[POS].requires_grad_(True)
+    optimizer.zero_grad(set_to_none=True)
+    loss = loss_fn(model(batch), batch)
+    if not torch.isfinite(loss):
+        raise FloatingPointError(f"loss is {float(loss)}")
+    loss.backward()
+    if grad_clip is not None:
+        nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    optimizer.step()
+    return loss.detach()
+
+
 def _train_epoch(model: nn.Module, loader: DataLoader, loss_fn: LossFn, optimizer: torch.optim.Optimizer,
                  scheduler: torch.optim.lr_scheduler.LRScheduler, settings: TrainSettings, device: torch.device,
                  epoch: int, bar: tqdm) -> float:
     """One pass over ``loader``; returns the mean training loss (config-weighted)."""
     model.train()
     total, count = 0.0, 0
-    grads = needs_position_grad(loss_fn)  # a loss on forces differentiates the energy by positions
     for batch in loader:
-        batch = batch.to(device)
-        if grads:
-            batch[POS].requires_grad_(True)
-        optimizer.zero_grad(set_to_none=True)
-        loss = loss_fn(model(batch), batch)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"loss is {float(loss)} at epoch {epoch}")
-        loss.backward()
-        if settings.grad_clip is not None:
-            nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
-        optimizer.step()
+        try:
+            loss = training_step(model, batch, loss_fn, optimizer, device, settings.grad_clip)
+        except FloatingPointError as error:
+            raise FloatingPointError(f"{error} at epoch {epoch}") from None
         scheduler.step()
         size = n_configs(batch)
-        total += float(loss.detach()) * size
+        total += float(loss) * size
         count += size
         bar.update(1)
-        bar.set_postfix(epoch=epoch, loss=f"{float(loss.detach()):.4g}")
+        bar.set_postfix(epoch=epoch, loss=f"{float(loss):.4g}")
     return total / max(count, 1)
 
 
@@ -252,7 +274,7 @@ def train(
     else:
         progress = _Progress(history=[], best_state=_state_copy(model))
     mode = settings.mode if val_loader is not None else "min"
-    step_model = _compiled(model, loss_fn) if settings.compile else model
+    step_model = compiled_for_training(model, loss_fn) if settings.compile else model
 
     bar = tqdm(
         total=(settings.epochs - progress.next_epoch) * steps_per_epoch,

@@ -28,9 +28,9 @@ from .steps import (
 from .store import RunStore, load_records, store_of
 
 __all__ = [
-    "DELTA_STRATEGIES", "STRATEGIES", "GridConfig", "GridData", "GridJob", "GridWork", "RunSpec", "RunStore", "SplitKey", "alphas_tried",
-    "dataset_tau", "default_cutoff", "finish_run", "fit_alpha", "grid_data", "grid_from_profile", "grid_jobs",
-    "held_out_selection", "is_choice", "load_records", "needed", "plan_grid", "plan_summary", "pool_selection", "configs_per_epoch",
-    "probe_seconds_per_config",
-    "pretrained_backbone", "run_grid", "specs_for", "store_of",
+    "DELTA_STRATEGIES", "STRATEGIES", "GridConfig", "GridData", "GridJob", "GridWork", "RunSpec", "RunStore",
+    "SplitKey", "alphas_tried", "configs_per_epoch", "dataset_tau", "default_cutoff", "finish_run",
+    "fit_alpha", "grid_data", "grid_from_profile", "grid_jobs", "held_out_selection", "is_choice",
+    "load_records", "needed", "plan_grid", "plan_summary", "pool_selection", "pretrained_backbone",
+    "probe_seconds_per_config", "run_grid", "specs_for", "store_of",
 ]

@@ -21,9 +21,16 @@ import torch
 
 from .. import keys
 from ..graphs import make_loader
-from ..graphs.build import POS
 from ..models import ModelConfig, build_model
-from ..training import TrainSettings, model_inputs, prepare_for_fit, resolve_device
+from ..training import (
+    LossFn,
+    TrainSettings,
+    compiled_for_training,
+    model_inputs,
+    prepare_for_fit,
+    resolve_device,
+    training_step,
+)
 from ..training.evaluate import predicted_forces
 from .graph import CLASSIFIER, PRETRAIN
 from .spec import LA_STRATEGIES
@@ -59,32 +66,36 @@ def probe_seconds_per_config(model_config: ModelConfig, configs: Sequence[ase.At
     model.to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr)
     forces = force_weight > 0 and getattr(model.representation_module, "input_features", None) != "soap"
+    loss_fn = _probe_loss(force_weight if forces else 0.0)
     batches = list(make_loader(graphs, batch_size=settings.batch_size, shuffle=False))
-    # as the fits will run: compiled (settings.compile; the warm-up step compiles) or eager
-    step_model = torch.compile(model, dynamic=True) if settings.compile and not forces else model
-
-    def step(batch) -> None:
-        batch = batch.to(device)
-        if forces:
-            batch[POS].requires_grad_(True)
-        optimizer.zero_grad()
-        prediction = step_model(batch)
-        loss = prediction.pow(2).mean()
-        if forces:
-            loss = loss + force_weight * predicted_forces(prediction, batch, create_graph=True).pow(2).mean()
-        loss.backward()
-        optimizer.step()
-
-    step(batches[0])
+    # as the fits will run: the training loop's own step, compiled (settings.compile; the
+    # warm-up step compiles) or eager
+    step_model = compiled_for_training(model, loss_fn) if settings.compile and not forces else model
+    training_step(step_model, batches[0], loss_fn, optimizer, device, settings.grad_clip)
     timed = batches[1:] or batches
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     started = time.perf_counter()
     for batch in timed:
-        step(batch)
+        training_step(step_model, batch, loss_fn, optimizer, device, settings.grad_clip)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     return (time.perf_counter() - started) / sum(int(b[keys.N_ATOMS].shape[0]) for b in timed)
+
+
+def _probe_loss(force_weight: float) -> LossFn:
+    """A loss of the training loss's cost without targets (the probe's configs may be
+    unlabelled): the predictions' mean square, plus ``force_weight`` x the mean square of the
+    autograd forces (with ``create_graph``, as force training does) when > 0."""
+
+    def loss(prediction: torch.Tensor, batch) -> torch.Tensor:
+        value = prediction.pow(2).mean()
+        if force_weight > 0:
+            value = value + force_weight * predicted_forces(prediction, batch, create_graph=True).pow(2).mean()
+        return value
+
+    loss.needs_position_grad = force_weight > 0  # type: ignore[attr-defined]
+    return loss
 
 
 def configs_per_epoch(strategy: str, kind: str, sizes: Mapping[str, int]) -> float:
