@@ -170,3 +170,12 @@ def test_mean_std_table_marks_a_single_repeat():
     table = mean_std_table(df, ["model"], ["mae"], decimals=2)
     assert table.loc["a", "mae"] == "1.50 (0.71)"  # sample std over two repeats
     assert table.loc["b", "mae"] == "0.50 (n=1)"  # no std from one repeat, and it says so
+
+
+def test_mean_std_table_marks_a_row_with_fewer_repeats_than_the_others():
+    from eiplab.analysis.tables import mean_std_table
+
+    df = pd.DataFrame({"strategy": ["base"] * 3 + ["la"] * 2, "mae": [1.0, 2.0, 3.0, 1.0, 3.0]})
+    table = mean_std_table(df, ["strategy"], ["mae"], decimals=2)
+    assert table.loc["base", "mae"] == "2.00 (1.00)"  # the full row: 3 of 3 repeats
+    assert table.loc["la", "mae"] == "2.00 (1.41, n=2)"  # 2 of 3: a grid still running says so

@@ -19,16 +19,27 @@ def mean_std_table(
     """Aggregate ``values`` over repeats (e.g. the 3 splits) as strings ``mean (std)``.
 
     The std is the sample standard deviation (ddof=1), as papers report it; a single repeat
-    has none and shows ``mean (n=1)`` instead, so a one-split row is never read as exact.
+    has none and shows ``mean (n=1)`` instead, so a one-split row is never read as exact. A row
+    with fewer repeats than the table's fullest row (a grid still running: 2 of 3 splits
+    finished) shows ``mean (std, n=2)``, so it is never read as a full row either.
     """
     grouped = df.groupby(by, sort=False)[values]
     mean, std, count = grouped.mean(), grouped.std(ddof=1), grouped.count()
+    full = int(count.to_numpy().max()) if len(count) else 0
     out = mean.copy().astype(object)
     for col in values:
-        out[col] = [f"{m:.{decimals}f} (n=1)" if n == 1 else f"{m:.{decimals}f} ({s:.{decimals}f})"
+        out[col] = [_mean_std_cell(m, s, n, full, decimals)
                     for m, s, n in zip(mean[col], std[col], count[col], strict=True)]
-    out.attrs["caption"] = f"mean (sample std, ddof=1) over up to {int(count.to_numpy().max()) if len(count) else 0} splits"
+    out.attrs["caption"] = f"mean (sample std, ddof=1) over up to {full} splits; n = splits where fewer"
     return out
+
+
+def _mean_std_cell(mean: float, std: float, n: int, full: int, decimals: int) -> str:
+    """One ``mean (std)`` cell; ``n`` repeats out of the table's ``full``."""
+    if n == 1:
+        return f"{mean:.{decimals}f} (n=1)"
+    partial = f", n={n}" if n < full else ""
+    return f"{mean:.{decimals}f} ({std:.{decimals}f}{partial})"
 
 
 def save_table(df: pd.DataFrame, out_dir: str | Path | None, name: str, html: bool = True) -> list[Path]:
