@@ -142,3 +142,16 @@ def test_a_record_without_a_selector_gets_it_from_the_selection_it_was_trained_o
     # an LA run is known by its strategy, else by its tag's base; nothing else counts as LA
     assert la_strategy({"strategy": float("nan"), "tag": "la{low}"}) and la_strategy({"tag": "mp+la[best2]"})
     assert not la_strategy({"strategy": "delta+mp", "tag": "delta+mp"}) and not la_strategy({"tag": "baseline"})
+
+
+def test_a_row_from_fewer_splits_is_compared_with_the_baseline_on_the_same_splits(results):
+    """A grid still running: alpha 10 finished on split 1 only. Its change is measured against
+    split 1's baseline (0.46 eV), not the mean over both splits (0.48 eV)."""
+    partial = la_run(1, val={10.0: 0.50, 0.1: 0.60}, test={10.0: 0.414, 0.1: 0.70})
+    partial["tag"] = "mp+la"
+    table = alpha_sensitivity(pd.concat([results, pd.DataFrame([partial])], ignore_index=True))
+    assert table.loc[("schnet", "mp+la", 10.0), "test vs baseline (%)"] == pytest.approx(-10.0)
+    assert table.loc[("schnet", "mp+la", 10.0), "splits"] == 1
+    no_baseline = results[results["seed"] != 1]
+    no_baseline = pd.concat([no_baseline, pd.DataFrame([partial])], ignore_index=True)
+    assert pd.isna(alpha_sensitivity(no_baseline).loc[("schnet", "mp+la", 10.0), "test vs baseline (%)"])

@@ -51,22 +51,31 @@ def _baseline_means(results: pd.DataFrame) -> pd.Series:
     return results[results["tag"] == "baseline"].groupby("model")[TEST_CONFIG].mean()
 
 
+def _change_on_matched_splits(runs: pd.DataFrame, results: pd.DataFrame) -> float:
+    """Change (%) of the mean test config MAE of ``runs`` (one model, tag and alpha) against the
+    model's baseline, both averaged over the splits that have both; NaN when none has. (A row of
+    a grid still running covers fewer splits than the baseline: comparing it with the baseline's
+    mean over all splits would mix split-to-split spread into the change.)"""
+    model = runs["model"].iloc[0]
+    baseline = results[(results["tag"] == "baseline") & (results["model"] == model)]
+    baseline = baseline.groupby(baseline["seed"].astype(int))[TEST_CONFIG].mean()
+    matched = runs[runs["seed"].isin(baseline.index)]
+    if matched.empty:
+        return float("nan")
+    return round(100 * (matched[TEST_CONFIG].mean() / baseline[matched["seed"]].mean() - 1), 1)
+
+
 def alpha_sensitivity(results: pd.DataFrame, decimals: int = 4) -> pd.DataFrame:
     """Per model, run tag and alpha: validation and test config MAE as mean (std) over splits,
-    the change of the mean test MAE against the model's baseline (%, when baseline runs are in
-    ``results``) and on how many splits validation chose this alpha."""
+    the change of the mean test MAE against the model's baseline on the same splits (%, when
+    baseline runs for them are in ``results``) and on how many splits validation chose this alpha."""
     runs = alpha_runs(results)
     if runs.empty:
         return pd.DataFrame()
     table = mean_std_table(runs, ["model", "tag", "alpha"], [VAL_CONFIG, TEST_CONFIG], decimals)
     table.columns = ["val Config (eV)", "test Config (eV)"]
     grouped = runs.groupby(["model", "tag", "alpha"], sort=False)
-    mean_test = grouped[TEST_CONFIG].mean()
-    baseline = _baseline_means(results)
-    table["test vs baseline (%)"] = [
-        round(100 * (m / baseline[model] - 1), 1) if model in baseline else float("nan")
-        for (model, _, _), m in mean_test.items()
-    ]
+    table["test vs baseline (%)"] = [_change_on_matched_splits(df, results) for _, df in grouped]
     table["chosen on (splits)"] = grouped["chosen"].sum().astype(int).to_numpy()
     table["splits"] = grouped["seed"].nunique().to_numpy()
     return table
