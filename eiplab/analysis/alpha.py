@@ -51,18 +51,17 @@ def _baseline_means(results: pd.DataFrame) -> pd.Series:
     return results[results["tag"] == "baseline"].groupby("model")[TEST_CONFIG].mean()
 
 
-def _change_on_matched_splits(runs: pd.DataFrame, results: pd.DataFrame) -> float:
+def _change_on_matched_splits(runs: pd.DataFrame, baseline: pd.Series) -> float:
     """Change (%) of the mean test config MAE of ``runs`` (one model, tag and alpha) against the
-    model's baseline, both averaged over the splits that have both; NaN when none has. (A row of
-    a grid still running covers fewer splits than the baseline: comparing it with the baseline's
-    mean over all splits would mix split-to-split spread into the change.)"""
-    model = runs["model"].iloc[0]
-    baseline = results[(results["tag"] == "baseline") & (results["model"] == model)]
-    baseline = baseline.groupby(baseline["seed"].astype(int))[TEST_CONFIG].mean()
-    matched = runs[runs["seed"].isin(baseline.index)]
-    if matched.empty:
+    baseline (test config MAE, eV, indexed by model and split), both averaged over the splits
+    that have both; NaN when none has. (A row of a grid still running covers fewer splits than
+    the baseline: comparing it with the baseline's mean over all splits would mix split-to-split
+    spread into the change.)"""
+    run_keys = pd.MultiIndex.from_arrays([runs["model"], runs["seed"]])
+    matched = run_keys.isin(baseline.index)
+    if not matched.any():
         return float("nan")
-    return round(100 * (matched[TEST_CONFIG].mean() / baseline[matched["seed"]].mean() - 1), 1)
+    return round(100 * (runs.loc[matched, TEST_CONFIG].mean() / baseline[run_keys[matched]].mean() - 1), 1)
 
 
 def alpha_sensitivity(results: pd.DataFrame, decimals: int = 4) -> pd.DataFrame:
@@ -75,7 +74,9 @@ def alpha_sensitivity(results: pd.DataFrame, decimals: int = 4) -> pd.DataFrame:
     table = mean_std_table(runs, ["model", "tag", "alpha"], [VAL_CONFIG, TEST_CONFIG], decimals)
     table.columns = ["val Config (eV)", "test Config (eV)"]
     grouped = runs.groupby(["model", "tag", "alpha"], sort=False)
-    table["test vs baseline (%)"] = [_change_on_matched_splits(df, results) for _, df in grouped]
+    baselines = results[results["tag"] == "baseline"]
+    baseline = baselines.groupby([baselines["model"], baselines["seed"].astype(int)])[TEST_CONFIG].mean()
+    table["test vs baseline (%)"] = [_change_on_matched_splits(df, baseline) for _, df in grouped]
     table["chosen on (splits)"] = grouped["chosen"].sum().astype(int).to_numpy()
     table["splits"] = grouped["seed"].nunique().to_numpy()
     return table
